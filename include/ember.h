@@ -1,0 +1,114 @@
+/* ember.h - the public API of libember: load a GGUF model, tokenize, run
+ * batched forward passes over a paged KV cache, sample, generate.
+ *
+ * Conventions: functions that can fail return 0 / -1 (or NULL) and fill an
+ * ember_error with a one-line message; the library never prints or exits.
+ * A model is immutable once loaded and may be shared across threads; a
+ * context and a sampler belong to one thread at a time. Memory returned
+ * through an out-pointer is the caller's to free() unless stated. */
+#ifndef EMBER_H
+#define EMBER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ember_error {
+    char msg[512];
+} ember_error;
+
+typedef struct ember_model ember_model;
+typedef struct ember_ctx ember_ctx;
+typedef struct ember_sampler ember_sampler;
+
+/* ---- model ---- */
+ember_model *ember_model_load(const char *path, ember_error *err);
+void ember_model_free(ember_model *m);
+int32_t ember_model_n_vocab(const ember_model *m);
+int32_t ember_model_n_ctx_train(const ember_model *m);
+const char *ember_model_desc(const ember_model *m); /* "llama, 5 layers, 64 embd, F32, 0.3 M params" */
+
+/* ---- tokens ---- */
+int ember_tokenize(const ember_model *m, const char *text, size_t len, bool add_special, bool parse_special,
+                   int32_t **ids, size_t *n_ids, ember_error *err);
+/* Bytes of one token (see tokenizer.h); returns length (may exceed cap) or -1. */
+int ember_token_to_piece(const ember_model *m, int32_t id, bool render_special, char *buf, size_t cap);
+bool ember_token_is_eog(const ember_model *m, int32_t id);
+int32_t ember_token_bos(const ember_model *m);
+
+/* ---- context and forward pass ---- */
+typedef enum { EMBER_KV_F16 = 0, EMBER_KV_F32 = 1 } ember_kv_type;
+
+typedef struct ember_ctx_params {
+    uint32_t n_ctx;      /* KV positions shared by all sequences; 0: model default (<= 4096) */
+    uint32_t n_batch;    /* most tokens per decode call; 0: 512 */
+    int32_t n_seqs;      /* 0: 1 */
+    int n_threads;       /* 0: 1 */
+    ember_kv_type kv_type;
+} ember_ctx_params;
+
+ember_ctx *ember_ctx_new(const ember_model *m, const ember_ctx_params *p, ember_error *err);
+void ember_ctx_free(ember_ctx *c);
+uint32_t ember_ctx_n_ctx(const ember_ctx *c);
+
+typedef struct ember_batch {
+    int32_t n;
+    const int32_t *token;
+    const int32_t *pos;
+    const int32_t *seq;
+    const int8_t *want_logits; /* NULL: only the last entry */
+} ember_batch;
+
+int ember_decode(ember_ctx *c, const ember_batch *b, ember_error *err);
+const float *ember_logits(const ember_ctx *c, int32_t batch_index);
+/* Current length of a sequence; clear (n_pos = 0) or truncate it. */
+int32_t ember_seq_len(const ember_ctx *c, int32_t seq);
+void ember_seq_truncate(ember_ctx *c, int32_t seq, int32_t n_pos);
+
+/* ---- sampling ---- */
+typedef struct ember_sampler_params {
+    float temperature;       /* <= 0: greedy */
+    int32_t top_k;           /* <= 0: off */
+    float top_p;             /* >= 1: off */
+    float min_p;             /* <= 0: off */
+    float repeat_penalty;    /* 1: off */
+    float frequency_penalty; /* 0: off */
+    float presence_penalty;  /* 0: off */
+    int32_t penalty_last_n;  /* -1: all */
+    uint64_t seed;
+} ember_sampler_params;
+
+ember_sampler_params ember_sampler_defaults(void);
+ember_sampler *ember_sampler_new(const ember_sampler_params *p, int32_t n_vocab);
+void ember_sampler_free(ember_sampler *s);
+void ember_sampler_accept(ember_sampler *s, int32_t token);
+int32_t ember_sampler_sample(ember_sampler *s, const float *logits, float *logprob);
+
+/* ---- generation (one sequence) ---- */
+typedef struct ember_gen_stats {
+    int32_t n_prompt, n_gen;
+    double prompt_ms, gen_ms;
+    const char *stop_reason; /* "eos", "length", "stop", "callback" */
+} ember_gen_stats;
+
+/* Called with each piece of text as it becomes final; return false to stop. */
+typedef bool (*ember_text_cb)(const char *text, size_t len, void *user);
+
+/* Evaluates prompt (sequence 0 of c, which is cleared first), then samples
+ * up to n_predict tokens, streaming text through cb. Stops at an
+ * end-of-generation token or any of the stop strings (not emitted). */
+int ember_generate(ember_ctx *c, ember_sampler *s, const int32_t *prompt, size_t n_prompt, int32_t n_predict,
+                   const char *const *stops, size_t n_stops, ember_text_cb cb, void *user, ember_gen_stats *stats,
+                   ember_error *err);
+
+/* Which SIMD kernels are in use ("avx2", "scalar"). */
+const char *ember_kernels(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,63 @@
+#include "context.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/checked.h"
+
+em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *pp, em_err *err) {
+    em_ctx *c = calloc(1, sizeof *c);
+    if (!c) { em_fail(err, "out of memory"); return NULL; }
+    c->m = m;
+    c->p = *pp;
+    const em_hparams *hp = &m->hp;
+    if (c->p.n_ctx == 0) c->p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (c->p.n_batch == 0) c->p.n_batch = 512;
+    if (c->p.n_seqs <= 0) c->p.n_seqs = 1;
+    if (c->p.n_threads <= 0) c->p.n_threads = 1;
+    if (c->p.n_ctx > (1u << 24)) { em_fail(err, "context of %u positions is too large", c->p.n_ctx); goto fail; }
+    if (c->p.n_batch > 65536) { em_fail(err, "batch of %u is too large", c->p.n_batch); goto fail; }
+    if (c->p.n_threads > 256) { em_fail(err, "%d threads is too many", c->p.n_threads); goto fail; }
+    if (em_kv_init(&c->kv, c->p.kv_type, hp->n_layer, hp->n_head_kv * hp->head_dim, c->p.n_ctx, c->p.n_seqs, err))
+        goto fail;
+    c->pool = em_pool_new(c->p.n_threads);
+    if (!c->pool) { em_fail(err, "cannot start %d threads", c->p.n_threads); goto fail; }
+    const size_t B = c->p.n_batch, E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim;
+    const size_t KV = (size_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff;
+    size_t maxc = E > Q ? E : Q;
+    if (F > maxc) maxc = F;
+    /* dimensions are capped at load, so these products cannot overflow size_t */
+    c->x = malloc(B * E * sizeof(float));
+    c->xb = malloc(B * maxc * sizeof(float));
+    c->q = malloc(B * Q * sizeof(float));
+    c->k = malloc(B * KV * sizeof(float));
+    c->v = malloc(B * KV * sizeof(float));
+    c->att = malloc(B * Q * sizeof(float));
+    c->hb = malloc(B * F * sizeof(float));
+    c->hb2 = malloc(B * F * sizeof(float));
+    c->xq = malloc(B * maxc * 4 + 64);
+    c->scores = malloc((size_t)c->p.n_threads * c->p.n_ctx * sizeof(float));
+    c->q16 = malloc((size_t)c->p.n_threads * hp->head_dim * sizeof(em_f16));
+    c->attn_acc = malloc((size_t)c->p.n_threads * 64 * hp->head_dim * sizeof(float));
+    c->out_row = malloc(B * sizeof(int32_t));
+    c->rows = malloc((B + (size_t)c->p.n_seqs) * sizeof(int32_t));
+    if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb || !c->hb2 || !c->xq || !c->scores ||
+        !c->q16 || !c->attn_acc || !c->out_row || !c->rows) {
+        em_fail(err, "out of memory for context scratch (batch %u)", c->p.n_batch);
+        goto fail;
+    }
+    for (size_t i = 0; i < B; i++) c->out_row[i] = -1;
+    return c;
+fail:
+    em_ctx_free(c);
+    return NULL;
+}
+
+void em_ctx_free(em_ctx *c) {
+    if (!c) return;
+    em_kv_free(&c->kv);
+    em_pool_free(c->pool);
+    free(c->x); free(c->xb); free(c->q); free(c->k); free(c->v); free(c->att); free(c->hb); free(c->hb2);
+    free(c->xq); free(c->scores); free(c->q16); free(c->attn_acc); free(c->logits); free(c->out_row); free(c->rows);
+    free(c);
+}

@@ -1,0 +1,65 @@
+/* context.h - an inference context: a KV block pool, a thread pool and
+ * scratch buffers sized once for a model and a maximum batch, plus the
+ * batched forward pass. One thread drives a context at a time; the model it
+ * reads may be shared. */
+#ifndef EM_CONTEXT_H
+#define EM_CONTEXT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../base/half.h"
+#include "../tensor/threadpool.h"
+#include "kvcache.h"
+#include "model.h"
+
+/* A batch of tokens to evaluate: entry i is token[i] at position pos[i] of
+ * sequence seq[i]. Within a sequence, positions must continue from the
+ * sequence's current length in order. want_logits[i] != 0 asks for the
+ * logits after entry i (NULL: only the last entry). */
+typedef struct em_batch {
+    int32_t n;
+    const int32_t *token;
+    const int32_t *pos;
+    const int32_t *seq;
+    const int8_t *want_logits;
+} em_batch;
+
+typedef struct em_ctx_params {
+    uint32_t n_ctx;     /* KV positions in the pool (all sequences together); 0: model's, capped at 4096 */
+    uint32_t n_batch;   /* most entries per em_ctx_decode; 0: 512 */
+    int32_t n_seqs;     /* sequence ids [0, n_seqs); 0: 1 */
+    int n_threads;      /* 0: 1 */
+    em_kv_type kv_type; /* EM_KV_F16 (llama.cpp's default) or EM_KV_F32 */
+} em_ctx_params;
+
+typedef struct em_ctx {
+    const em_model *m;
+    em_ctx_params p;
+    em_kv kv;
+    em_pool *pool;
+    /* scratch, [n_batch][dim] row-major */
+    float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
+    uint8_t *xq;            /* activations converted to a weight's vec_dot_type */
+    size_t xq_stride;       /* bytes per row of xq */
+    float *scores;          /* [n_threads][n_ctx] attention scores */
+    em_f16 *q16;            /* [n_threads][head_dim] */
+    float *attn_acc;        /* [n_threads][64 * head_dim] lane accumulators */
+    float *logits;          /* [n_out][n_vocab], grown on demand */
+    int32_t logits_cap;     /* rows allocated */
+    int32_t *out_row;       /* per batch entry: its logits row or -1 */
+    int32_t *rows;          /* scratch index list */
+    int32_t n_out;
+} em_ctx;
+
+em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *p, em_err *err);
+void em_ctx_free(em_ctx *c);
+
+/* Runs the model on the batch, appending its K/V to the sequences. On error
+ * (bad token id, position, sequence, full cache) nothing is changed. */
+int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err);
+/* Logits (n_vocab floats) after batch entry i of the last decode, or NULL if
+ * they were not requested. Valid until the next decode. */
+const float *em_ctx_logits(const em_ctx *c, int32_t i);
+
+#endif

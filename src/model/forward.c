@@ -1,0 +1,440 @@
+/* forward.c - the batched forward pass of the Llama family, numerically
+ * following llama.cpp's CPU graph: RMSNorm with a double-precision sum,
+ * RoPE angles built by repeated multiplication, activations converted once
+ * per matmul to the weight's vec_dot_type, Q and the softmax weights rounded
+ * to F16 when the KV cache is F16. Every output element is computed by the
+ * same code whatever the thread count, so results do not depend on it. */
+#include "context.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../base/checked.h"
+#include "../tensor/dot_ggml.h"
+
+#define MM_TILE 16 /* rows of a weight reused across the batch while cached */
+
+/* ---- matmul: y[b][r] = dot(W row r, x[b]) for b < B ---- */
+
+typedef struct {
+    const em_weight *w;
+    bool gemm;  /* prompt-batch (tinyBLAS) order for F32/F16/BF16 weights, see dot_ggml.h */
+    bool batch; /* llama.cpp saw 2+ columns (decides the F32 vec tail) */
+    const uint8_t *x;
+    size_t xs; /* bytes between activation rows */
+    int B;
+    float *y;
+    size_t ys; /* floats between output rows */
+} mm_task;
+
+static void mm_worker(void *arg, int ith, int nth) {
+    const mm_task *t = arg;
+    const em_weight *w = t->w;
+    long n_tiles = (long)((w->rows + MM_TILE - 1) / MM_TILE), lo, hi;
+    em_split(n_tiles, ith, nth, &lo, &hi);
+    for (long tile = lo; tile < hi; tile++) {
+        int64_t r0 = tile * MM_TILE, r1 = r0 + MM_TILE < w->rows ? r0 + MM_TILE : w->rows;
+        for (int b = 0; b < t->B; b++) {
+            const uint8_t *xb = t->x + (size_t)b * t->xs;
+            float *yb = t->y + (size_t)b * t->ys;
+            const uint8_t *wr = w->data + (size_t)r0 * w->row_bytes;
+            switch (w->tt->type) {
+            case EM_TYPE_F32:
+                for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
+                    yb[r] = t->gemm ? em_dot_f32_gemm(w->cols, (const float *)wr, (const float *)xb)
+                                    : em_dot_f32_vec(w->cols, (const float *)wr, (const float *)xb, false);
+                break;
+            case EM_TYPE_F16:
+                for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
+                    yb[r] = t->gemm ? em_dot_f16_gemm(w->cols, (const em_f16 *)wr, (const em_f16 *)xb)
+                                    : em_dot_f16_vec(w->cols, (const em_f16 *)wr, (const em_f16 *)xb);
+                break;
+            case EM_TYPE_BF16:
+                for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
+                    yb[r] = t->gemm && w->cols % 32 == 0
+                                ? em_dot_bf16_gemm(w->cols, (const em_bf16 *)wr, (const em_bf16 *)xb)
+                                : em_dot_bf16_vec(w->cols, (const em_bf16 *)wr, (const em_bf16 *)xb);
+                break;
+            default:
+                for (int64_t r = r0; r < r1; r++, wr += w->row_bytes) w->tt->vec_dot(w->cols, &yb[r], wr, xb);
+            }
+        }
+    }
+}
+
+/* Converts B rows of x (cols floats each, stride xs floats) to the weight's
+ * activation format; returns the rows and their byte stride. */
+static const uint8_t *prepare_act(em_ctx *c, const em_weight *w, const float *x, size_t xs, int B, size_t *stride) {
+    uint32_t vdt = w->tt->vec_dot_type;
+    if (vdt == EM_TYPE_F32) {
+        *stride = xs * sizeof(float);
+        return (const uint8_t *)x;
+    }
+    const em_type_traits *at = em_type_traits_get(vdt);
+    size_t rb = em_type_row_bytes(vdt, (uint64_t)w->cols);
+    for (int b = 0; b < B; b++) at->from_f32(x + (size_t)b * xs, c->xq + (size_t)b * rb, w->cols);
+    *stride = rb;
+    return c->xq;
+}
+
+/* order_n: how many columns llama.cpp's mul_mat has at this point of its
+ * graph, which picks its kernel (tinyBLAS for 2+) and so the summation
+ * order; it can exceed B where we skip rows whose results nobody reads. */
+static void matmul_prepared(em_ctx *c, const em_weight *w, const uint8_t *xq, size_t xstride, int B, float *y,
+                            size_t ys, int order_n) {
+    mm_task t = {w, order_n >= 2 && w->cols % 16 == 0 && w->rows % 4 == 0, order_n >= 2, xq, xstride, B, y, ys};
+    em_pool_run(c->pool, mm_worker, &t);
+}
+
+static void matmul(em_ctx *c, const em_weight *w, const float *x, size_t xs, int B, float *y, size_t ys,
+                   int order_n) {
+    size_t stride;
+    const uint8_t *xq = prepare_act(c, w, x, xs, B, &stride);
+    matmul_prepared(c, w, xq, stride, B, y, ys, order_n);
+}
+
+/* ---- elementwise ---- */
+
+static void rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
+}
+
+/* cos/sin for the n_rot/2 rotation pairs at position pos, as ggml's rope
+ * cache builds them (theta multiplied step by step, not powf per pair). */
+static void rope_cache(const em_model *m, int32_t pos, float *cs, float *sn) {
+    const em_hparams *hp = &m->hp;
+    const float theta_scale = powf(hp->rope_base, -2.0f / (float)hp->n_rot);
+    float theta = (float)pos;
+    for (uint32_t i = 0; i < hp->n_rot / 2; i++) {
+        const float ff = m->rope_freqs ? m->rope_freqs[i] : 1.0f;
+        const float th = hp->rope_freq_scale * (theta / ff);
+        cs[i] = cosf(th);
+        sn[i] = sinf(th);
+        theta *= theta_scale;
+    }
+}
+
+static void rope_apply(const em_model *m, float *v, int n_heads, const float *cs, const float *sn) {
+    const uint32_t hd = m->hp.head_dim, half = m->hp.n_rot / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * hd;
+        for (uint32_t i = 0; i < half; i++) {
+            uint32_t a, b;
+            if (m->arch->rope_mode == EM_ROPE_NORM) { a = 2 * i; b = 2 * i + 1; }
+            else { a = i; b = i + half; }
+            const float x0 = x[a], x1 = x[b];
+            /* as GCC contracts ggml's x0*cos - x1*sin on FMA machines */
+            x[a] = fmaf(x0, cs[i], -(x1 * sn[i]));
+            x[b] = fmaf(x0, sn[i], x1 * cs[i]);
+        }
+    }
+}
+
+/* ---- attention ----
+ * llama.cpp (flash attention off) computes KQ = K^T q and KQV = V p with
+ * ggml mul_mat: for prompt batches through tinyBLAS ("gemm" order), for
+ * single-token decodes through ggml_vec_dot ("vec" order), over the KV
+ * length padded to KV_PAD with masked (zero-weight) entries. With an F16
+ * cache, q and the softmax weights are rounded to F16 first. We follow the
+ * same orders (see dot_ggml.h) so the F16 roundings agree bit for bit. */
+
+#define KV_PAD 256
+
+/* The KV length llama.cpp's kernels see: padded to KV_PAD, capped by the
+ * cache size. */
+static inline int64_t kv_len_padded(const em_ctx *c, int n_kv) {
+    int64_t n = ((int64_t)n_kv + KV_PAD - 1) / KV_PAD * KV_PAD;
+    return n < (int64_t)c->p.n_ctx ? n : (int64_t)c->p.n_ctx;
+}
+
+typedef struct {
+    em_ctx *c;
+    const em_batch *b;
+    int il;
+    int n_rows;
+    const int32_t *rows; /* batch index of each q row */
+} attn_task;
+
+/* out[d] = sum_j p[j] * v_j[d] in ggml's order; v_j is row j of the
+ * sequence's V cache (F16 or F32), p already rounded if F16. acc is scratch
+ * of 64 * hd floats. */
+__attribute__((target_clones("fma", "default")))
+static void weighted_sum(const em_ctx *c, int32_t seq, int kvh, int hd, const float *p, int n_kv, bool gemm,
+                         const uint8_t *vc, float *acc, float *out) {
+    const bool f16 = c->kv.type == EM_KV_F16;
+    const int64_t n_pad = kv_len_padded(c, n_kv);
+    const int64_t np = gemm ? n_pad : (n_pad & ~(int64_t)63);
+    const int n_acc = gemm ? 16 : 64;
+    memset(acc, 0, sizeof(float) * (size_t)n_acc * (size_t)hd);
+    double tail[EM_MAX_HEAD_DIM];
+    for (int d = 0; d < hd; d++) tail[d] = 0.0;
+    bool has_tail = false;
+    float vrow[EM_MAX_HEAD_DIM];
+    for (int j = 0; j < n_kv; j++) {
+        const size_t slot = em_kv_slot(&c->kv, seq, j) + (size_t)kvh * hd;
+        const float *v;
+        if (f16) {
+            const em_f16 *vh = (const em_f16 *)vc + slot;
+            for (int d = 0; d < hd; d++) vrow[d] = em_f16_to_f32(vh[d]);
+            v = vrow;
+        } else {
+            v = (const float *)vc + slot;
+        }
+        const float pj = p[j];
+        if (j < np) {
+            float *a = acc + (size_t)(gemm ? (j & 15) : (((j >> 4) & 3) * 16 + (j & 15))) * hd;
+            for (int d = 0; d < hd; d++) a[d] = fmaf(v[d], pj, a[d]);
+        } else if (f16) {
+            has_tail = true;
+            for (int d = 0; d < hd; d++) tail[d] += (double)(v[d] * pj);
+        } else {
+            has_tail = true; /* F32 tail: an FMA chain after the reduction, below */
+        }
+    }
+    for (int d = 0; d < hd; d++) {
+        float lanes[16];
+        if (gemm) {
+            for (int l = 0; l < 16; l++) lanes[l] = acc[(size_t)l * hd + d];
+        } else {
+            for (int l = 0; l < 16; l++) {
+                float x0 = acc[(size_t)(0 * 16 + l) * hd + d] + acc[(size_t)(2 * 16 + l) * hd + d];
+                float x1 = acc[(size_t)(1 * 16 + l) * hd + d] + acc[(size_t)(3 * 16 + l) * hd + d];
+                lanes[l] = x0 + x1;
+            }
+        }
+        float r = np ? em_reduce16(lanes) : 0.0f;
+        out[d] = has_tail && f16 ? (float)((double)r + tail[d]) : r;
+    }
+    if (has_tail && !f16) {
+        for (int d = 0; d < hd; d++) {
+            float sum = out[d];
+            for (int j = (int)np; j < n_kv; j++) {
+                const float *v = (const float *)vc + em_kv_slot(&c->kv, seq, j) + (size_t)kvh * hd;
+                sum = fmaf(v[d], p[j], sum);
+            }
+            out[d] = sum;
+        }
+    }
+}
+
+static void attn_worker(void *arg, int ith, int nth) {
+    const attn_task *t = arg;
+    em_ctx *c = t->c;
+    const em_hparams *hp = &c->m->hp;
+    const int hd = (int)hp->head_dim, nh = (int)hp->n_head, group = (int)(hp->n_head / hp->n_head_kv);
+    const size_t Q = (size_t)nh * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const bool f16 = c->kv.type == EM_KV_F16;
+    const bool gemm = t->b->n >= 2; /* llama.cpp: tinyBLAS only for batches of 2+ tokens */
+    float *sc = c->scores + (size_t)ith * c->p.n_ctx;
+    float *acc = c->attn_acc + (size_t)ith * 64 * hd;
+    em_f16 *q16 = c->q16 + (size_t)ith * hd;
+    const uint8_t *kc = c->kv.k[t->il], *vc = c->kv.v[t->il];
+    long lo, hi;
+    em_split((long)t->n_rows * nh, ith, nth, &lo, &hi);
+    for (long task = lo; task < hi; task++) {
+        const int r = (int)(task / nh), h = (int)(task % nh), kvh = h / group;
+        const int32_t i = t->rows[r], seq = t->b->seq[i], pos = t->b->pos[i];
+        const float *q = c->q + (size_t)r * Q + (size_t)h * hd;
+        if (f16)
+            for (int d = 0; d < hd; d++) q16[d] = em_f32_to_f16(q[d]);
+        const int n_kv = pos + 1;
+        float mx = -INFINITY;
+        for (int j = 0; j < n_kv; j++) {
+            const size_t slot = em_kv_slot(&c->kv, seq, j) + (size_t)kvh * hd;
+            float s;
+            if (f16) {
+                const em_f16 *k = (const em_f16 *)kc + slot;
+                s = gemm && hd % 16 == 0 ? em_dot_f16_gemm(hd, k, q16) : em_dot_f16_vec(hd, k, q16);
+            } else {
+                /* q is a non-contiguous F32 view, so ggml never takes tinyBLAS here */
+                s = em_dot_f32_vec(hd, (const float *)kc + slot, q, false);
+            }
+            s *= scale;
+            sc[j] = s;
+            if (s > mx) mx = s;
+        }
+        /* ggml's softmax runs over the padded row; masked entries are 0 */
+        const int n_pad = (int)kv_len_padded(c, n_kv);
+        for (int j = n_kv; j < n_pad; j++) sc[j] = -INFINITY;
+        const double sum = em_ggml_softmax_exp(n_pad, sc, sc, mx);
+        const float inv = (float)(1.0 / sum);
+        for (int j = 0; j < n_kv; j++) {
+            float p = sc[j] * inv;
+            sc[j] = f16 ? em_f16_to_f32(em_f32_to_f16(p)) : p;
+        }
+        weighted_sum(c, seq, kvh, hd, sc, n_kv, gemm, vc, acc, c->att + (size_t)r * Q + (size_t)h * hd);
+    }
+}
+
+/* ---- FFN ---- */
+
+static void swiglu(float *g, const float *u, int n_rows, size_t n) {
+    for (int r = 0; r < n_rows; r++) em_ggml_swiglu((int64_t)n, g + (size_t)r * n, g + (size_t)r * n, u + (size_t)r * n);
+}
+
+/* ---- the pass ---- */
+
+static int validate(em_ctx *c, const em_batch *b, int32_t *seq_next, em_err *err) {
+    const em_model *m = c->m;
+    if (b->n < 1 || (uint32_t)b->n > c->p.n_batch)
+        return em_fail(err, "batch of %d entries (allowed 1..%u)", b->n, c->p.n_batch);
+    for (int32_t s = 0; s < c->p.n_seqs; s++) seq_next[s] = -1;
+    int32_t need = 0;
+    for (int32_t i = 0; i < b->n; i++) {
+        if (b->token[i] < 0 || (uint32_t)b->token[i] >= m->hp.n_vocab)
+            return em_fail(err, "token id %d out of range [0, %u)", b->token[i], m->hp.n_vocab);
+        int32_t s = b->seq[i];
+        if (s < 0 || s >= c->p.n_seqs) return em_fail(err, "sequence id %d out of range [0, %d)", s, c->p.n_seqs);
+        if (seq_next[s] < 0) seq_next[s] = c->kv.seqs[s].n_pos;
+        if (b->pos[i] != seq_next[s])
+            return em_fail(err, "entry %d: position %d of sequence %d, expected %d", i, b->pos[i], s, seq_next[s]);
+        if (seq_next[s] >= (int32_t)c->p.n_ctx)
+            return em_fail(err, "sequence %d would exceed the context of %u positions", s, c->p.n_ctx);
+        seq_next[s]++;
+    }
+    for (int32_t s = 0; s < c->p.n_seqs; s++)
+        if (seq_next[s] >= 0) need += em_kv_blocks_needed(&c->kv, s, c->kv.seqs[s].n_pos, seq_next[s]);
+    if (need > c->kv.n_free)
+        return em_fail(err, "KV cache full: batch needs %d blocks, %d free", need, c->kv.n_free);
+    return 0;
+}
+
+int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
+    const em_model *m = c->m;
+    const em_hparams *hp = &m->hp;
+    int32_t *seq_next = c->rows + c->p.n_batch; /* second half of the scratch index list */
+    if (validate(c, b, seq_next, err)) return -1;
+    int32_t n_want = 0;
+    for (int i = 0; i < b->n; i++) n_want += (b->want_logits ? b->want_logits[i] != 0 : i == b->n - 1);
+    if (n_want > c->logits_cap) {
+        float *nl = em_malloc_array((size_t)n_want * m->hp.n_vocab, sizeof(float));
+        if (!nl) return em_fail(err, "out of memory for %d rows of logits", n_want);
+        free(c->logits);
+        c->logits = nl;
+        c->logits_cap = n_want;
+    }
+    for (int32_t s = 0; s < c->p.n_seqs; s++)
+        if (seq_next[s] >= 0 && em_kv_prepare(&c->kv, s, c->kv.seqs[s].n_pos, seq_next[s], err)) return -1;
+
+    const int B = b->n;
+    const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
+    const size_t F = hp->n_ff;
+    float cs[EM_MAX_HEAD_DIM / 2], sn[EM_MAX_HEAD_DIM / 2];
+
+    /* which entries produce logits */
+    c->n_out = 0;
+    for (int i = 0; i < B; i++) {
+        bool want = b->want_logits ? b->want_logits[i] != 0 : i == B - 1;
+        c->out_row[i] = want ? c->n_out++ : -1;
+    }
+
+    for (int i = 0; i < B; i++) {
+        const em_weight *te = &m->tok_embd;
+        te->tt->to_f32(te->data + (size_t)b->token[i] * te->row_bytes, c->x + (size_t)i * E, (int64_t)E);
+    }
+
+    int n_rows = B;
+    int32_t *rows = c->rows;
+    for (int i = 0; i < B; i++) rows[i] = i;
+
+    for (uint32_t il = 0; il < hp->n_layer; il++) {
+        const em_layer *L = &m->layers[il];
+        const bool last = il == hp->n_layer - 1;
+        for (int i = 0; i < n_rows; i++)
+            rmsnorm(c->xb + (size_t)i * E, c->x + (size_t)i * E, (const float *)L->attn_norm.data, (int64_t)E,
+                    hp->rms_eps);
+        /* K and V for every entry (later tokens attend to them) */
+        size_t st;
+        const uint8_t *xq = prepare_act(c, &L->wk, c->xb, E, n_rows, &st);
+        matmul_prepared(c, &L->wk, xq, st, n_rows, c->k, KV, B);
+        if (L->wv.tt->vec_dot_type != L->wk.tt->vec_dot_type) xq = prepare_act(c, &L->wv, c->xb, E, n_rows, &st);
+        matmul_prepared(c, &L->wv, xq, st, n_rows, c->v, KV, B);
+        if (last) {
+            /* Only entries that want logits go further (as llama.cpp's
+             * inp_out_ids): compact their rows to the front. */
+            int n = 0;
+            for (int r = 0; r < n_rows; r++) {
+                if (c->out_row[rows[r]] < 0) continue;
+                if (n != r) {
+                    memcpy(c->x + (size_t)n * E, c->x + (size_t)r * E, E * sizeof(float));
+                    memcpy(c->xb + (size_t)n * E, c->xb + (size_t)r * E, E * sizeof(float));
+                }
+                rows[n++] = rows[r];
+            }
+            /* K/V rows stay indexed by batch entry below. */
+            if (n > 0) {
+                if (L->wq.tt->vec_dot_type != L->wv.tt->vec_dot_type || n != B)
+                    xq = prepare_act(c, &L->wq, c->xb, E, n, &st);
+                matmul_prepared(c, &L->wq, xq, st, n, c->q, Q, B);
+            }
+            /* store K/V of all entries, then continue with the n rows */
+            for (int i = 0; i < B; i++) {
+                rope_cache(m, b->pos[i], cs, sn);
+                rope_apply(m, c->k + (size_t)i * KV, (int)hp->n_head_kv, cs, sn);
+            }
+            for (int r = 0; r < n; r++) {
+                rope_cache(m, b->pos[rows[r]], cs, sn);
+                rope_apply(m, c->q + (size_t)r * Q, (int)hp->n_head, cs, sn);
+            }
+            n_rows = n;
+        } else {
+            if (L->wq.tt->vec_dot_type != L->wv.tt->vec_dot_type) xq = prepare_act(c, &L->wq, c->xb, E, n_rows, &st);
+            matmul_prepared(c, &L->wq, xq, st, n_rows, c->q, Q, B);
+            for (int i = 0; i < B; i++) {
+                rope_cache(m, b->pos[i], cs, sn);
+                rope_apply(m, c->q + (size_t)i * Q, (int)hp->n_head, cs, sn);
+                rope_apply(m, c->k + (size_t)i * KV, (int)hp->n_head_kv, cs, sn);
+            }
+        }
+        /* write K/V into the cache */
+        for (int i = 0; i < B; i++) {
+            size_t slot = em_kv_slot(&c->kv, b->seq[i], b->pos[i]);
+            const float *kr = c->k + (size_t)i * KV, *vr = c->v + (size_t)i * KV;
+            if (c->kv.type == EM_KV_F16) {
+                em_f16 *kd = (em_f16 *)c->kv.k[il] + slot, *vd = (em_f16 *)c->kv.v[il] + slot;
+                for (size_t d = 0; d < KV; d++) { kd[d] = em_f32_to_f16(kr[d]); vd[d] = em_f32_to_f16(vr[d]); }
+            } else {
+                memcpy((float *)c->kv.k[il] + slot, kr, KV * sizeof(float));
+                memcpy((float *)c->kv.v[il] + slot, vr, KV * sizeof(float));
+            }
+        }
+        if (n_rows == 0) break;
+        attn_task at = {c, b, (int)il, n_rows, rows};
+        em_pool_run(c->pool, attn_worker, &at);
+        /* llama.cpp selects its output rows after wo, so wo still sees B columns */
+        matmul(c, &L->wo, c->att, Q, n_rows, c->xb, E, B);
+        for (size_t j = 0; j < (size_t)n_rows * E; j++) c->x[j] += c->xb[j];
+        /* FFN */
+        for (int r = 0; r < n_rows; r++)
+            rmsnorm(c->xb + (size_t)r * E, c->x + (size_t)r * E, (const float *)L->ffn_norm.data, (int64_t)E,
+                    hp->rms_eps);
+        xq = prepare_act(c, &L->ffn_gate, c->xb, E, n_rows, &st);
+        matmul_prepared(c, &L->ffn_gate, xq, st, n_rows, c->hb, F, n_rows);
+        if (L->ffn_up.tt->vec_dot_type != L->ffn_gate.tt->vec_dot_type)
+            xq = prepare_act(c, &L->ffn_up, c->xb, E, n_rows, &st);
+        matmul_prepared(c, &L->ffn_up, xq, st, n_rows, c->hb2, F, n_rows);
+        swiglu(c->hb, c->hb2, n_rows, F);
+        matmul(c, &L->ffn_down, c->hb, F, n_rows, c->xb, E, n_rows);
+        for (size_t j = 0; j < (size_t)n_rows * E; j++) c->x[j] += c->xb[j];
+    }
+    for (int32_t s = 0; s < c->p.n_seqs; s++)
+        if (seq_next[s] >= 0) c->kv.seqs[s].n_pos = seq_next[s];
+    if (c->n_out > 0) {
+        for (int r = 0; r < c->n_out; r++)
+            rmsnorm(c->xb + (size_t)r * E, c->x + (size_t)r * E, (const float *)m->output_norm.data, (int64_t)E,
+                    hp->rms_eps);
+        matmul(c, &m->output, c->xb, E, c->n_out, c->logits, hp->n_vocab, c->n_out);
+    }
+    return 0;
+}
+
+const float *em_ctx_logits(const em_ctx *c, int32_t i) {
+    if (i < 0 || (uint32_t)i >= c->p.n_batch || c->out_row[i] < 0 || c->out_row[i] >= c->n_out) return NULL;
+    return c->logits + (size_t)c->out_row[i] * c->m->hp.n_vocab;
+}

@@ -1,0 +1,52 @@
+/* dot_ggml.h - float dot products in exactly the summation order of the
+ * llama.cpp build the oracle was made with (ggml CPU backend, AVX-512):
+ *
+ *  - "gemm" order: llamafile's tinyBLAS, used for prompt batches (>= 2
+ *    tokens) when n % 16 == 0: one 16-lane FMA accumulator, lane = i % 16,
+ *    reduced as GCC's _mm512_reduce_add_ps.
+ *  - "vec" order: ggml_vec_dot_f32/_f16, used otherwise: four 16-lane FMA
+ *    accumulators over chunks of 64, reduced pairwise then as above; the
+ *    n % 64 tail added sequentially (F32: in float with FMA; F16: exact
+ *    products summed in double).
+ *
+ * F16 rounding of activations and of the KV cache turns last-bit
+ * differences into visible ones, so matching the order is what keeps the
+ * logits within 1e-6 instead of 1e-2. Lane-wise FMA is IEEE, so these give
+ * the same bits on AVX2 and in portable C. Thread safe, no state. */
+#ifndef EM_DOT_GGML_H
+#define EM_DOT_GGML_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../base/half.h"
+
+float em_dot_f32_gemm(int64_t n, const float *a, const float *b);  /* n % 16 == 0 */
+/* fma_tail: the n % 64 tail as an FMA chain (what the prompt-batch path of
+ * the reference build computes) or as rounded products (single-token). */
+float em_dot_f32_vec(int64_t n, const float *a, const float *b, bool fma_tail);
+float em_dot_f16_gemm(int64_t n, const em_f16 *a, const em_f16 *b); /* n % 16 == 0 */
+float em_dot_f16_vec(int64_t n, const em_f16 *a, const em_f16 *b);
+
+/* BF16 (AVX512-BF16 VDPBF16PS: per lane, acc += odd product, then += even
+ * product, each rounded; products of bf16 are exact in f32). gemm order
+ * needs n % 32 == 0. */
+float em_dot_bf16_gemm(int64_t n, const em_bf16 *a, const em_bf16 *b);
+float em_dot_bf16_vec(int64_t n, const em_bf16 *a, const em_bf16 *b);
+
+/* The 16-lane reduction itself (for callers that accumulate elsewhere). */
+float em_reduce16(const float acc[16]);
+
+
+
+/* ggml's vectorized expf (AVX-512 variant, from ARM's optimized routines:
+ * max error 1.45 + 0.5 ulp), evaluated lane by lane. llama.cpp uses it
+ * for softmax and SiLU on 16-element chunks and libm expf on the rest. */
+float em_ggml_v_expf(float x);
+/* ggml_vec_soft_max_f32: y = exp(x - max), returns the sum (in double, as
+ * 16-lane chunk sums then tail), chunks through em_ggml_v_expf. */
+double em_ggml_softmax_exp(int64_t n, float *y, const float *x, float max);
+/* ggml_vec_swiglu_f32: y = silu(x) * g, chunks of 16 through the vector
+ * SiLU x / (1 + v_expf(-x)), the tail through x / (1 + expf(-x)). */
+void em_ggml_swiglu(int64_t n, float *y, const float *x, const float *g);
+#endif

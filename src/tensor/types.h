@@ -1,0 +1,47 @@
+/* types.h - the compute side of the tensor-type table (cf. ggml's
+ * type_traits): per weight type, how to dequantize a row, which activation
+ * format it multiplies against, and its dot kernel for the best ISA found at
+ * run time. A new type is one row in this table plus its kernels.
+ *
+ * Numerics follow ggml's CPU backend: activations are converted to
+ * `vec_dot_type` once per matmul (F16 rows for F16 weights, BF16 for BF16,
+ * Q8_0 blocks for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1), then integer or float
+ * dot products run per weight row. All functions are thread safe. */
+#ifndef EM_TYPES_H
+#define EM_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../gguf/gguf.h"
+
+typedef struct em_type_traits {
+    uint32_t type;           /* enum em_type */
+    const char *name;
+    uint32_t blck;           /* elements per block */
+    uint32_t bytes;          /* bytes per block */
+    uint32_t vec_dot_type;   /* format activations are converted to before vec_dot */
+    /* Dequantizes n elements (n % blck == 0) from src to dst. */
+    void (*to_f32)(const void *src, float *dst, int64_t n);
+    /* Quantizes n floats (n % blck == 0) into this format; NULL if the type
+     * cannot be produced (only needed for activation formats and convert). */
+    void (*from_f32)(const float *src, void *dst, int64_t n);
+    /* *s = dot(w, x) over n elements; w in this type, x in vec_dot_type. */
+    void (*vec_dot)(int64_t n, float *s, const void *w, const void *x);
+} em_type_traits;
+
+/* Traits for a type the engine can compute with, or NULL (the caller reports
+ * "unsupported tensor type"). Selects SIMD kernels on first use. */
+const em_type_traits *em_type_traits_get(uint32_t type);
+
+/* Which kernel set is active: "avx2" or "scalar". */
+const char *em_kernels_isa(void);
+/* Forces the portable scalar kernels (for tests comparing ISAs); call before
+ * the first em_type_traits_get in the process, or between test phases. */
+void em_kernels_force_scalar(bool scalar);
+
+/* Scalar reference traits, regardless of ISA (for tests). */
+const em_type_traits *em_type_traits_scalar(uint32_t type);
+
+#endif

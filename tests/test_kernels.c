@@ -1,0 +1,853 @@
+/* test_kernels.c - the tensor-type table and its kernels (src/tensor/).
+ *
+ * What is checked:
+ *  - the table: supported types, layouts, vec_dot_type, NULL for the rest;
+ *  - fp16 / bf16 conversion: all 65536 halves, rounding ties, subnormals,
+ *    overflow, inf, NaN, against em_f16_to_f32_slow and hand values;
+ *  - block layouts: hand-built byte blocks dequantize to hand-computed
+ *    values, and dot with hand-built activation blocks to exact results;
+ *  - quantizers: ggml's reference weight quantizer on a hand example; the
+ *    Q8_0/Q8_1 activation quantizer on hand vectors (round half to even,
+ *    127/amax rather than 1/d, s = d * sum); scalar and AVX2 quantizers give
+ *    identical bytes on random and adversarial data;
+ *  - round trips quantize -> dequantize within per-format error bounds;
+ *  - vec_dot of both kernel sets against a double-precision reference on
+ *    the dequantized operands, for n = 32, 256, 4096, 11008 (and odd n for
+ *    the float types);
+ *  - AVX2 against scalar: identical bits (both compute the same operations
+ *    in the same order);
+ *  - both against an emulation, written here from ggml's code, of the
+ *    kernels of the llama.cpp build behind ../shared/oracle (AVX-512 vec_dot
+ *    for F32/F16, AVX512_BF16 vdpbf16ps for BF16, ggml's AVX2 kernels for
+ *    the quantized types): identical bits again. This is what makes the
+ *    engine's logits match llama.cpp's.
+ *
+ * Tolerance against the double reference (float summation is the only
+ * difference): with A = sum |w_i * x_i| over the dequantized operands, a
+ * dot must be within 1e-5 * A. For Q4_1/Q5_1 the activation sum s is stored
+ * in fp16, which adds up to sum_b |m_b * s_b| * 2^-11. A layout or sign bug
+ * produces errors of the order of A itself, far above these bounds. */
+
+/* The oracle emulation below relies on a*b+c being two roundings unless
+ * written as fmaf(). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+#include "testutil.h"
+
+#include <math.h>
+#include <stdbool.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+#include "base/half.h"
+#include "tensor/quant.h"
+#include "tensor/types.h"
+
+/* ------------------------------------------------------------------ utils */
+
+static uint64_t rng_state;
+
+static void rng_seed(uint64_t s) { rng_state = s; }
+
+static uint64_t rng_u64(void) { /* splitmix64 */
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float rng_unit(void) { return (float)(rng_u64() >> 40) / 16777216.0f; } /* [0, 1) */
+
+static float rng_gauss(void) {
+    float u = rng_unit(), v = rng_unit();
+    if (u < 1e-7f) u = 1e-7f;
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+}
+
+/* Activation/weight-like data: gaussian, scale varying per 32-block, a few
+ * outliers, some exact zeros. */
+static void fill_data(float *x, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++) {
+        const float block_scale = 0.25f + (float)((i / 32) % 7) * 0.5f;
+        float v = rng_gauss() * scale * block_scale;
+        const uint64_t r = rng_u64() % 1000;
+        if (r < 3) v *= 12.0f;
+        else if (r < 6) v = 0.0f;
+        x[i] = v;
+    }
+}
+
+static bool cpu_avx2(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __get_cpuid(1, &a, &b, &c, &d) &&
+           (c & (1u << 29)); /* F16C */
+#else
+    return false;
+#endif
+}
+
+/* The AVX2 traits of a type, or NULL if the AVX2 set is not active (no CPU
+ * support, or EMBER_NO_SIMD set). */
+static const em_type_traits *avx2_traits(uint32_t type) {
+    em_kernels_force_scalar(false);
+    if (strcmp(em_kernels_isa(), "avx2") != 0) return NULL;
+    return em_type_traits_get(type);
+}
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static void wr16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+static const uint32_t weight_types[] = {EM_TYPE_F32, EM_TYPE_F16, EM_TYPE_BF16, EM_TYPE_Q8_0,
+                                        EM_TYPE_Q4_0, EM_TYPE_Q4_1, EM_TYPE_Q5_0, EM_TYPE_Q5_1};
+#define N_WEIGHT_TYPES (sizeof weight_types / sizeof weight_types[0])
+
+static bool is_block_type(uint32_t t) { return t != EM_TYPE_F32 && t != EM_TYPE_F16 && t != EM_TYPE_BF16; }
+
+/* ------------------------------------------------------------ type table */
+
+static void test_table(void **state) {
+    (void)state;
+    static const struct { uint32_t type, vdt; } expect[] = {
+        {EM_TYPE_F32, EM_TYPE_F32},   {EM_TYPE_F16, EM_TYPE_F16},   {EM_TYPE_BF16, EM_TYPE_BF16},
+        {EM_TYPE_Q8_0, EM_TYPE_Q8_0}, {EM_TYPE_Q4_0, EM_TYPE_Q8_0}, {EM_TYPE_Q5_0, EM_TYPE_Q8_0},
+        {EM_TYPE_Q4_1, EM_TYPE_Q8_1}, {EM_TYPE_Q5_1, EM_TYPE_Q8_1}, {EM_TYPE_Q8_1, EM_TYPE_Q8_1},
+    };
+    for (int pass = 0; pass < 2; pass++) {
+        em_kernels_force_scalar(pass == 0);
+        for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
+            const em_type_traits *t = em_type_traits_get(expect[i].type);
+            const em_type_traits *s = em_type_traits_scalar(expect[i].type);
+            assert_non_null(t);
+            assert_non_null(s);
+            uint32_t be, bb;
+            assert_true(em_type_layout(expect[i].type, &be, &bb));
+            assert_int_equal(t->type, expect[i].type);
+            assert_int_equal(t->blck, be);
+            assert_int_equal(t->bytes, bb);
+            assert_string_equal(t->name, em_type_name(expect[i].type));
+            assert_int_equal(t->vec_dot_type, expect[i].vdt);
+            assert_non_null(t->to_f32);
+            assert_non_null(t->from_f32);
+            assert_non_null(t->vec_dot);
+            /* the activation format is itself in the table */
+            assert_non_null(em_type_traits_get(t->vec_dot_type));
+            assert_non_null(em_type_traits_get(t->vec_dot_type)->from_f32);
+        }
+    }
+    em_kernels_force_scalar(false);
+    static const uint32_t unsupported[] = {EM_TYPE_Q4_K, EM_TYPE_Q2_K, EM_TYPE_Q6_K, EM_TYPE_Q8_K,
+                                           EM_TYPE_IQ4_NL, EM_TYPE_I8, EM_TYPE_I32, EM_TYPE_F64,
+                                           EM_TYPE_MXFP4, 4, 5, EM_TYPE_COUNT, 1000, UINT32_MAX};
+    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
+        assert_null(em_type_traits_get(unsupported[i]));
+        assert_null(em_type_traits_scalar(unsupported[i]));
+    }
+}
+
+static void test_isa_switch(void **state) {
+    (void)state;
+    em_kernels_force_scalar(true);
+    assert_string_equal(em_kernels_isa(), "scalar");
+    assert_ptr_equal(em_type_traits_get(EM_TYPE_Q4_0), em_type_traits_scalar(EM_TYPE_Q4_0));
+    em_kernels_force_scalar(false);
+    const char *env = getenv("EMBER_NO_SIMD");
+    const bool env_off = env && *env && strcmp(env, "0") != 0;
+    if (cpu_avx2() && !env_off) {
+        assert_string_equal(em_kernels_isa(), "avx2");
+        const em_type_traits *t = em_type_traits_get(EM_TYPE_Q4_0);
+        assert_ptr_not_equal(t->vec_dot, em_type_traits_scalar(EM_TYPE_Q4_0)->vec_dot);
+    } else {
+        assert_string_equal(em_kernels_isa(), "scalar");
+    }
+}
+
+/* --------------------------------------------------------- fp16 and bf16 */
+
+static void test_f16_exhaustive(void **state) {
+    (void)state;
+    em_half_init();
+    for (uint32_t h = 0; h < 65536; h++) {
+        const float slow = em_f16_to_f32_slow((em_f16)h);
+        assert_int_equal(f2u(em_f16_to_f32((em_f16)h)), f2u(slow));
+        const bool nan = ((h >> 10) & 0x1f) == 0x1f && (h & 0x3ff) != 0;
+        if (nan) {
+            assert_true(isnan(slow));
+            const em_f16 r = em_f32_to_f16(slow);
+            assert_int_equal(r & 0x7c00, 0x7c00);
+            assert_int_not_equal(r & 0x03ff, 0);
+        } else {
+            assert_int_equal(em_f32_to_f16(slow), h);
+        }
+    }
+}
+
+static void test_f16_edges(void **state) {
+    (void)state;
+    static const struct { uint32_t in; uint16_t out; } cases[] = {
+        {0x00000000, 0x0000}, {0x80000000, 0x8000},
+        {0x33800000, 0x0001}, /* 2^-24: smallest subnormal */
+        {0xb3800000, 0x8001},
+        {0x33000000, 0x0000}, /* 2^-25: tie between 0 and 0x0001 -> even (0) */
+        {0x33000001, 0x0001}, /* just above the tie */
+        {0x33c00000, 0x0002}, /* 1.5 * 2^-24: tie between 1 and 2 -> 2 */
+        {0x32800000, 0x0000}, /* 2^-26 */
+        {0x387fc000, 0x03ff}, /* largest subnormal */
+        {0x38800000, 0x0400}, /* smallest normal 2^-14 */
+        {0x3f800000, 0x3c00}, /* 1 */
+        {0x3f801000, 0x3c00}, /* 1 + 2^-11: tie -> even (1) */
+        {0x3f801001, 0x3c01},
+        {0x3f803000, 0x3c02}, /* 1 + 3*2^-11: tie -> even (0x3c02) */
+        {0xc0000000, 0xc000}, /* -2 */
+        {0x477fe000, 0x7bff}, /* 65504: largest finite */
+        {0x477fefff, 0x7bff}, /* just below 65520 */
+        {0x477ff000, 0x7c00}, /* 65520: tie -> rounds to inf */
+        {0x49742400, 0x7c00}, /* 1e6 */
+        {0x7f800000, 0x7c00}, {0xff800000, 0xfc00},
+    };
+    const em_type_traits *sc = em_type_traits_scalar(EM_TYPE_F16);
+    const em_type_traits *vx = avx2_traits(EM_TYPE_F16);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const float f = u2f(cases[i].in);
+        assert_int_equal(em_f32_to_f16(f), cases[i].out);
+        em_f16 h;
+        sc->from_f32(&f, &h, 1);
+        assert_int_equal(h, cases[i].out);
+        /* the vector path takes 8 at a time */
+        if (vx) {
+            float v8[8];
+            em_f16 h8[8];
+            for (int k = 0; k < 8; k++) v8[k] = f;
+            vx->from_f32(v8, h8, 8);
+            for (int k = 0; k < 8; k++) assert_int_equal(h8[k], cases[i].out);
+            float back[8];
+            vx->to_f32(h8, back, 8);
+            for (int k = 0; k < 8; k++) assert_int_equal(f2u(back[k]), f2u(em_f16_to_f32_slow(cases[i].out)));
+        }
+    }
+    const em_f16 qnan = em_f32_to_f16(u2f(0x7fc00000));
+    assert_int_equal(qnan & 0x7c00, 0x7c00);
+    assert_int_not_equal(qnan & 0x3ff, 0);
+}
+
+static void test_bf16_edges(void **state) {
+    (void)state;
+    static const struct { uint32_t in; uint16_t out; } cases[] = {
+        {0x3f800000, 0x3f80}, {0x3f808000, 0x3f80}, /* tie -> even */
+        {0x3f818000, 0x3f82},                       /* tie -> even (up) */
+        {0x3f808001, 0x3f81}, {0xbf80ffff, 0xbf81}, {0x00000001, 0x0000},
+        {0x7f7fffff, 0x7f80},                       /* FLT_MAX rounds to inf */
+        {0x7f800000, 0x7f80}, {0xff800000, 0xff80},
+        {0x7fa00000, 0x7fe0},                       /* signalling NaN -> quiet */
+        {0xffc00001, 0xffc0},
+    };
+    const em_type_traits *sc = em_type_traits_scalar(EM_TYPE_BF16);
+    const em_type_traits *vx = avx2_traits(EM_TYPE_BF16);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const float f = u2f(cases[i].in);
+        em_bf16 h;
+        sc->from_f32(&f, &h, 1);
+        assert_int_equal(h, cases[i].out);
+        if (vx) {
+            float v[16];
+            em_bf16 hv[16];
+            for (int k = 0; k < 16; k++) v[k] = f;
+            vx->from_f32(v, hv, 16);
+            for (int k = 0; k < 16; k++) assert_int_equal(hv[k], cases[i].out);
+        }
+        float back;
+        sc->to_f32(&cases[i].out, &back, 1);
+        assert_int_equal(f2u(back), (uint32_t)cases[i].out << 16);
+    }
+}
+
+/* Random bit patterns through both conversion paths (F16: NaNs excluded,
+ * their payload may differ; BF16: everything). */
+static void test_half_avx2_matches_scalar(void **state) {
+    (void)state;
+    const em_type_traits *v16 = avx2_traits(EM_TYPE_F16), *vbf = avx2_traits(EM_TYPE_BF16);
+    if (!v16) skip();
+    const em_type_traits *s16 = em_type_traits_scalar(EM_TYPE_F16), *sbf = em_type_traits_scalar(EM_TYPE_BF16);
+    enum { N = 50003 };
+    float *x = malloc(N * sizeof *x);
+    uint16_t *a = malloc(N * 2), *b = malloc(N * 2);
+    float *fa = malloc(N * sizeof *fa), *fb = malloc(N * sizeof *fb);
+    rng_seed(7);
+    for (int i = 0; i < N; i++) {
+        uint32_t u = (uint32_t)rng_u64();
+        if (i % 3 == 0) u = (u & 0x8001ffff) | ((uint32_t)(100 + rng_u64() % 50) << 23); /* near fp16 range */
+        if (i % 5 == 0) u &= 0xffffe000u | (1u << 12);                                  /* exact ties */
+        x[i] = u2f(u);
+    }
+    sbf->from_f32(x, a, N);
+    vbf->from_f32(x, b, N);
+    assert_memory_equal(a, b, N * 2);
+    for (int i = 0; i < N; i++)
+        if (isnan(x[i])) x[i] = 1.0f;
+    s16->from_f32(x, a, N);
+    v16->from_f32(x, b, N);
+    assert_memory_equal(a, b, N * 2);
+    s16->to_f32(a, fa, N);
+    v16->to_f32(a, fb, N);
+    assert_memory_equal(fa, fb, N * sizeof(float));
+    free(x), free(a), free(b), free(fa), free(fb);
+}
+
+/* ------------------------------------------------ block layouts (by hand) */
+
+static void check_values(const float *got, const float *want, int n) {
+    for (int i = 0; i < n; i++)
+        if (f2u(got[i]) != f2u(want[i])) fail_msg("element %d: got %.9g want %.9g", i, got[i], want[i]);
+}
+
+/* An activation block Q8_0 with d = 1 and qs[j] = (j % 5) - 2, and the
+ * matching Q8_1 (s = sum = 32 elements: pattern sums to 0 per 5, plus the
+ * first two of the 7th group: -2 + -1 = -3). */
+static const int8_t act_q[32] = {-2, -1, 0, 1, 2, -2, -1, 0, 1, 2, -2, -1, 0, 1, 2, -2,
+                                 -1, 0, 1, 2, -2, -1, 0, 1, 2, -2, -1, 0, 1, 2, -2, -1};
+
+static void make_act_q8_0(uint8_t blk[34]) {
+    wr16(blk, 0x3c00);
+    memcpy(blk + 2, act_q, 32);
+}
+
+static void make_act_q8_1(uint8_t blk[36]) {
+    wr16(blk, 0x3c00);
+    wr16(blk + 2, 0xc200); /* fp16(-3) */
+    memcpy(blk + 4, act_q, 32);
+}
+
+static double dot_with_act(const float *v) {
+    double s = 0;
+    for (int i = 0; i < 32; i++) s += (double)v[i] * act_q[i];
+    return s;
+}
+
+/* vec_dot of one hand block with the hand activation, both kernel sets. */
+static void check_block_dot(uint32_t type, const uint8_t *blk, const float *want) {
+    uint8_t act[36];
+    if (em_type_traits_scalar(type)->vec_dot_type == EM_TYPE_Q8_1) make_act_q8_1(act);
+    else make_act_q8_0(act);
+    const double expect = dot_with_act(want);
+    float s;
+    em_type_traits_scalar(type)->vec_dot(32, &s, blk, act);
+    assert_float_equal(s, expect, 1e-6);
+    const em_type_traits *vx = avx2_traits(type);
+    if (vx) {
+        vx->vec_dot(32, &s, blk, act);
+        assert_float_equal(s, expect, 1e-6);
+    }
+}
+
+static void test_layout_q4_0(void **state) {
+    (void)state;
+    uint8_t blk[18];
+    wr16(blk, 0x3800); /* d = 0.5 */
+    for (int j = 0; j < 16; j++) blk[2 + j] = (uint8_t)(j | ((15 - j) << 4));
+    static const float want[32] = {-4, -3.5, -3, -2.5, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5,
+                                   3.5, 3, 2.5, 2, 1.5, 1, 0.5, 0, -0.5, -1, -1.5, -2, -2.5, -3, -3.5, -4};
+    float got[32];
+    em_type_traits_scalar(EM_TYPE_Q4_0)->to_f32(blk, got, 32);
+    check_values(got, want, 32);
+    check_block_dot(EM_TYPE_Q4_0, blk, want);
+}
+
+static void test_layout_q4_1(void **state) {
+    (void)state;
+    uint8_t blk[20];
+    wr16(blk, 0x3400);     /* d = 0.25 */
+    wr16(blk + 2, 0xbc00); /* m = -1 */
+    for (int j = 0; j < 16; j++) blk[4 + j] = (uint8_t)(j | ((15 - j) << 4));
+    static const float want[32] = {-1, -0.75, -0.5, -0.25, 0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75,
+                                   2.75, 2.5, 2.25, 2, 1.75, 1.5, 1.25, 1, 0.75, 0.5, 0.25, 0, -0.25, -0.5, -0.75, -1};
+    float got[32];
+    em_type_traits_scalar(EM_TYPE_Q4_1)->to_f32(blk, got, 32);
+    check_values(got, want, 32);
+    check_block_dot(EM_TYPE_Q4_1, blk, want);
+}
+
+/* qs[j] = j | j << 4 and qh bits 0, 9, 18, 31 set (bytes 01 02 04 80):
+ * 5-bit values per element, by hand. */
+static const int q5_vals[32] = {16, 1, 2, 3, 4, 5, 6, 7, 8, 25, 10, 11, 12, 13, 14, 15,
+                                0, 1, 18, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 31};
+
+static void test_layout_q5_0(void **state) {
+    (void)state;
+    uint8_t blk[22];
+    wr16(blk, 0x3c00); /* d = 1 */
+    blk[2] = 0x01, blk[3] = 0x02, blk[4] = 0x04, blk[5] = 0x80;
+    for (int j = 0; j < 16; j++) blk[6 + j] = (uint8_t)(j | (j << 4));
+    float want[32], got[32];
+    for (int i = 0; i < 32; i++) want[i] = (float)(q5_vals[i] - 16);
+    em_type_traits_scalar(EM_TYPE_Q5_0)->to_f32(blk, got, 32);
+    check_values(got, want, 32);
+    check_block_dot(EM_TYPE_Q5_0, blk, want);
+}
+
+static void test_layout_q5_1(void **state) {
+    (void)state;
+    uint8_t blk[24];
+    wr16(blk, 0x3800);     /* d = 0.5 */
+    wr16(blk + 2, 0x3400); /* m = 0.25 */
+    blk[4] = 0x01, blk[5] = 0x02, blk[6] = 0x04, blk[7] = 0x80;
+    for (int j = 0; j < 16; j++) blk[8 + j] = (uint8_t)(j | (j << 4));
+    float want[32], got[32];
+    for (int i = 0; i < 32; i++) want[i] = (float)q5_vals[i] * 0.5f + 0.25f;
+    em_type_traits_scalar(EM_TYPE_Q5_1)->to_f32(blk, got, 32);
+    check_values(got, want, 32);
+    check_block_dot(EM_TYPE_Q5_1, blk, want);
+}
+
+static void test_layout_q8_0(void **state) {
+    (void)state;
+    uint8_t blk[34];
+    wr16(blk, 0x3000); /* d = 0.125 */
+    static const int8_t q[32] = {-128, -127, -1, 0, 1, 127, 5, -5, 64, -64, 3, 2, 1, 0, -1, -2,
+                                 -3, 100, -100, 7, 8, 9, 10, -11, 12, -13, 14, -15, 16, -17, 18, 19};
+    memcpy(blk + 2, q, 32);
+    float want[32], got[32];
+    for (int i = 0; i < 32; i++) want[i] = (float)q[i] / 8.0f;
+    em_type_traits_scalar(EM_TYPE_Q8_0)->to_f32(blk, got, 32);
+    check_values(got, want, 32);
+    check_block_dot(EM_TYPE_Q8_0, blk, want);
+}
+
+/* Several blocks: the dot must use each block's own scales, in order. */
+static void test_layout_multiblock(void **state) {
+    (void)state;
+    uint8_t w[3 * 18], act[3 * 34];
+    for (int b = 0; b < 3; b++) {
+        wr16(w + 18 * b, (uint16_t)(0x3c00 + (b << 10))); /* d = 1, 2, 4 */
+        for (int j = 0; j < 16; j++) w[18 * b + 2 + j] = 0x99; /* all elements q = 9 -> value d */
+        wr16(act + 34 * b, (uint16_t)(0x3800 - (b << 10)));  /* d = 0.5, 0.25, 0.125 */
+        for (int j = 0; j < 32; j++) act[34 * b + 2 + j] = (uint8_t)(b + 1); /* q = 1, 2, 3 */
+    }
+    /* block b: 32 * (d_w * 1) * (d_x * q) = 32 * 2^b * 2^-(b+1) * (b+1) = 16 (b+1) */
+    const float expect = 16.0f * (1 + 2 + 3);
+    float s;
+    em_type_traits_scalar(EM_TYPE_Q4_0)->vec_dot(96, &s, w, act);
+    assert_float_equal(s, expect, 0);
+    const em_type_traits *vx = avx2_traits(EM_TYPE_Q4_0);
+    if (vx) {
+        vx->vec_dot(96, &s, w, act);
+        assert_float_equal(s, expect, 0);
+    }
+    em_type_traits_scalar(EM_TYPE_Q4_0)->vec_dot(0, &s, w, act);
+    assert_float_equal(s, 0.0f, 0);
+}
+
+/* ------------------------------------------------------------ quantizers */
+
+/* ggml quantize_row_q4_0_ref on a hand example: max-magnitude element 8
+ * gives d = 8 / -8 = -1, q = trunc(x * -1 + 8.5) clamped to 15. */
+static void test_quantize_q4_0_ref(void **state) {
+    (void)state;
+    float x[32] = {0};
+    x[0] = 8, x[1] = -7, x[2] = -8, x[3] = 0.5f, x[4] = 1.5f, x[5] = 2.4f;
+    x[16] = -3, x[17] = 4;
+    uint8_t blk[18];
+    em_type_traits_get(EM_TYPE_Q4_0)->from_f32(x, blk, 32);
+    assert_int_equal(rd16(blk), 0xbc00);
+    static const uint8_t want[16] = {0xB0, 0x4F, 0x8F, 0x88, 0x87, 0x86, 0x88, 0x88,
+                                     0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88, 0x88};
+    assert_memory_equal(blk + 2, want, 16);
+}
+
+/* Runs the activation quantizer of `type` (Q8_0 or Q8_1) of every active
+ * kernel set on x (n = 32 * nb) and compares with the expected blocks. */
+static void check_act_quant(uint32_t type, const float *x, int nb, const uint8_t *want) {
+    const size_t bs = type == EM_TYPE_Q8_0 ? 34 : 36;
+    uint8_t got[8 * 36];
+    em_type_traits_scalar(type)->from_f32(x, got, 32 * nb);
+    for (int b = 0; b < nb; b++)
+        if (memcmp(got + b * bs, want + b * bs, bs) != 0) fail_msg("scalar %s block %d differs", type == EM_TYPE_Q8_0 ? "Q8_0" : "Q8_1", b);
+    const em_type_traits *vx = avx2_traits(type);
+    if (vx) {
+        vx->from_f32(x, got, 32 * nb);
+        for (int b = 0; b < nb; b++)
+            if (memcmp(got + b * bs, want + b * bs, bs) != 0) fail_msg("avx2 %s block %d differs", type == EM_TYPE_Q8_0 ? "Q8_0" : "Q8_1", b);
+    }
+}
+
+static void test_quantize_q8_activation(void **state) {
+    (void)state;
+    float x[4 * 32] = {0};
+    int8_t q[4][32] = {{0}};
+    /* block 0: amax 127 -> d = 1, id = 1: ties round to even */
+    static const float b0[14] = {127, 2.5f, 3.5f, -2.5f, -0.5f, 1.5f, 0.49f, -127, 0.5f, -1.5f, 126.5f, -126.5f, 100.4f, 100.6f};
+    static const int8_t q0[14] = {127, 2, 4, -2, 0, 2, 0, -127, 0, -2, 126, -126, 100, 101};
+    for (int j = 0; j < 14; j++) x[j] = b0[j], q[0][j] = q0[j];
+    for (int j = 14; j < 32; j++) x[j] = (float)(j - 20), q[0][j] = (int8_t)(j - 20);
+    /* block 1: amax 1 -> d = 1/127, id = 127 */
+    static const float b1[6] = {1, -1, 0.5f, -0.5f, 0.25f, -0.75f};
+    static const int8_t q1[6] = {127, -127, 64, -64, 32, -95};
+    for (int j = 0; j < 6; j++) x[32 + j] = b1[j], q[1][j] = q1[j];
+    /* block 2: amax 1.8125: x * (127 / amax) = 63.4999962 -> 63, whereas
+     * x * (1 / d) = 63.5000038 would give 64 */
+    x[64] = 1.8125f, q[2][0] = 127;
+    x[65] = 0.90625f, q[2][1] = 63;
+    x[66] = -0.90625f, q[2][2] = -63;
+    /* block 3: all zero -> d = 0, q = 0 */
+    static const uint16_t d16[4] = {0x3c00, 0x2008, 0x234f, 0x0000};
+    /* sums: block 0 = 205 + 45 = 250, block 1 = 127-127+64-64+32-95 = -63,
+     * block 2 = 127; s = fp16(d * sum) */
+    static const uint16_t s16[4] = {0x5bd0, 0xb7f0 /* -63/127 = -0.496 */, 0x3f40 /* 1.8125 */, 0};
+    uint8_t w0[4 * 34], w1[4 * 36];
+    for (int b = 0; b < 4; b++) {
+        wr16(w0 + 34 * b, d16[b]);
+        memcpy(w0 + 34 * b + 2, q[b], 32);
+        wr16(w1 + 36 * b, d16[b]);
+        wr16(w1 + 36 * b + 2, s16[b]);
+        memcpy(w1 + 36 * b + 4, q[b], 32);
+    }
+    check_act_quant(EM_TYPE_Q8_0, x, 4, w0);
+    check_act_quant(EM_TYPE_Q8_1, x, 4, w1);
+}
+
+/* Scalar and AVX2 activation quantizers: identical bytes on random data
+ * and on adversarial blocks (exact ties, tiny, huge, inf, NaN). */
+static void test_quantize_q8_avx2_matches_scalar(void **state) {
+    (void)state;
+    if (!avx2_traits(EM_TYPE_Q8_0)) skip();
+    enum { NB = 344 + 8, N = NB * 32 };
+    float *x = malloc(N * sizeof *x);
+    uint8_t *a = malloc(NB * 36), *b = malloc(NB * 36);
+    rng_seed(11);
+    fill_data(x, 344 * 32, 1.0f);
+    float *t = x + 344 * 32;
+    /* ties: multiples of amax/254 */
+    for (int j = 0; j < 32; j++) t[j] = (float)(j * 8 - 127) * 0.5f;
+    t[0] = 127.0f;
+    t += 32;
+    for (int j = 0; j < 32; j++) t[j] = (float)j * 1e-39f; /* subnormal: 127/amax overflows */
+    t += 32;
+    for (int j = 0; j < 32; j++) t[j] = (j & 1 ? -3e38f : 1e37f * (float)j);
+    t += 32;
+    for (int j = 0; j < 32; j++) t[j] = (float)j;
+    t[5] = INFINITY;
+    t += 32;
+    for (int j = 0; j < 32; j++) t[j] = (float)j;
+    t[9] = NAN;
+    t += 32;
+    for (int j = 0; j < 32; j++) t[j] = -0.0f;
+    t += 32;
+    for (int j = 0; j < 32; j++) t[j] = (float)(j - 16) * 0.1f;
+    t[31] = -NAN;
+    t += 32;
+    for (int j = 0; j < 32; j++) t[j] = 1e-3f * (float)(j % 3);
+    for (int pass = 0; pass < 2; pass++) {
+        const uint32_t type = pass ? EM_TYPE_Q8_1 : EM_TYPE_Q8_0;
+        const size_t bs = pass ? 36 : 34;
+        em_type_traits_scalar(type)->from_f32(x, a, N);
+        avx2_traits(type)->from_f32(x, b, N);
+        for (int i = 0; i < NB; i++)
+            if (memcmp(a + i * bs, b + i * bs, bs) != 0) fail_msg("%s block %d differs", pass ? "Q8_1" : "Q8_0", i);
+    }
+    free(x), free(a), free(b);
+}
+
+/* ------------------------------------------------------------ round trips */
+
+static void test_roundtrip(void **state) {
+    (void)state;
+    enum { N = 4096 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    uint8_t *q = malloc(N * 4);
+    rng_seed(3);
+    fill_data(x, N, 1.0f);
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        const uint32_t type = weight_types[ti];
+        const em_type_traits *t = em_type_traits_scalar(type);
+        t->from_f32(x, q, N);
+        t->to_f32(q, y, N);
+        double sq_err = 0, sq_step = 0;
+        for (int b = 0; b < N / 32; b++) {
+            const float *xb = x + 32 * b, *yb = y + 32 * b;
+            float amax = 0, mn = xb[0], mx = xb[0];
+            for (int j = 0; j < 32; j++) {
+                amax = fmaxf(amax, fabsf(xb[j]));
+                mn = fminf(mn, xb[j]);
+                mx = fmaxf(mx, xb[j]);
+            }
+            for (int j = 0; j < 32; j++) {
+                const float ax = fabsf(xb[j]);
+                float bound = 0, step = 0;
+                switch (type) {
+                case EM_TYPE_F32: bound = 0; break;
+                case EM_TYPE_F16: bound = fmaxf(ax * 0x1p-11f, 0x1p-25f); break;
+                case EM_TYPE_BF16: bound = ax * 0x1p-8f; break;
+                case EM_TYPE_Q8_0: step = amax / 127; bound = 0.57f * step; break;
+                case EM_TYPE_Q4_0: step = amax / 8; bound = 1.01f * step; break;  /* +8 clips to 7 */
+                case EM_TYPE_Q5_0: step = amax / 16; bound = 1.01f * step; break; /* +16 clips to 15 */
+                case EM_TYPE_Q4_1: step = (mx - mn) / 15; bound = 0.51f * step + fabsf(mn) * 0x1p-10f; break;
+                case EM_TYPE_Q5_1: step = (mx - mn) / 31; bound = 0.51f * step + fabsf(mn) * 0x1p-10f; break;
+                default: fail();
+                }
+                const float err = fabsf(yb[j] - xb[j]);
+                if (!(err <= bound))
+                    fail_msg("%s: element %d: %.9g -> %.9g (err %.3g > %.3g)", t->name, 32 * b + j, xb[j], yb[j], err, bound);
+                sq_err += (double)err * err;
+                sq_step += (double)step * step;
+            }
+            if (type == EM_TYPE_Q4_0 || type == EM_TYPE_Q5_0 || type == EM_TYPE_Q8_0) {
+                /* the largest-magnitude element is reproduced up to fp16 rounding of d */
+                for (int j = 0; j < 32; j++)
+                    if (fabsf(xb[j]) == amax) assert_true(fabsf(yb[j] - xb[j]) <= amax * 0x1p-10f);
+            }
+        }
+        /* rounding error is roughly uniform in [-step/2, step/2]: mean square
+         * ~ step^2 / 12; a biased or misplaced quantizer is far above */
+        if (sq_step > 0 && sq_err / sq_step > 0.11)
+            fail_msg("%s: mean square error %.3f step^2", t->name, sq_err / sq_step);
+    }
+    free(x), free(y), free(q);
+}
+
+/* --------------------------------------------------------------- vec_dot */
+
+typedef struct {
+    int64_t n;
+    uint32_t type;
+    const em_type_traits *wt, *xt; /* scalar traits of weight / activation type */
+    void *wq, *xq;                 /* quantized operands */
+    float *wd, *xd;                /* their dequantized values */
+    double ref;                    /* sum wd * xd in double */
+    double abs_sum;                /* sum |wd * xd| */
+    double ms_err;                 /* Q8_1: bound on the fp16 rounding of s contributions */
+} dot_case;
+
+static void dot_case_make(dot_case *c, uint32_t type, int64_t n, uint64_t seed) {
+    c->n = n;
+    c->type = type;
+    c->wt = em_type_traits_scalar(type);
+    c->xt = em_type_traits_scalar(c->wt->vec_dot_type);
+    float *w = malloc((size_t)n * sizeof *w), *x = malloc((size_t)n * sizeof *x);
+    rng_seed(seed);
+    fill_data(w, n, 0.05f);
+    fill_data(x, n, 1.0f);
+    if (type == EM_TYPE_Q4_1 || type == EM_TYPE_Q5_1)
+        for (int64_t i = 0; i < n; i++) w[i] += 0.02f; /* give m a sign bias */
+    c->wq = malloc(em_type_row_bytes(type, (uint64_t)n));
+    c->xq = malloc(em_type_row_bytes(c->wt->vec_dot_type, (uint64_t)n));
+    c->wt->from_f32(w, c->wq, n);
+    c->xt->from_f32(x, c->xq, n);
+    c->wd = w, c->xd = x; /* reuse the buffers */
+    c->wt->to_f32(c->wq, c->wd, n);
+    c->xt->to_f32(c->xq, c->xd, n);
+    c->ref = c->abs_sum = c->ms_err = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const double p = (double)c->wd[i] * c->xd[i];
+        c->ref += p;
+        c->abs_sum += fabs(p);
+    }
+    if (c->wt->vec_dot_type == EM_TYPE_Q8_1) {
+        const em_block_q8_1 *xb = c->xq;
+        for (int64_t b = 0; b < n / 32; b++) {
+            const uint8_t *wb = (const uint8_t *)c->wq + (size_t)b * c->wt->bytes;
+            const double m = em_f16_to_f32(rd16(wb + 2));
+            c->ms_err += fabs(m * em_f16_to_f32(xb[b].s)) * 0x1p-11 + 1e-12;
+        }
+    }
+}
+
+static void dot_case_free(dot_case *c) {
+    free(c->wq), free(c->xq), free(c->wd), free(c->xd);
+}
+
+static const int64_t block_lengths[] = {32, 256, 4096, 11008};
+static const int64_t float_lengths[] = {1, 7, 32, 37, 256, 1000, 4096, 11008};
+
+static void run_dot_cases(void (*check)(dot_case *)) {
+    for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
+        const uint32_t type = weight_types[ti];
+        const bool blk = is_block_type(type);
+        const int64_t *lens = blk ? block_lengths : float_lengths;
+        const size_t nl = blk ? sizeof block_lengths / sizeof *block_lengths : sizeof float_lengths / sizeof *float_lengths;
+        for (size_t li = 0; li < nl; li++) {
+            dot_case c;
+            dot_case_make(&c, type, lens[li], 1000 + 17 * ti + li);
+            check(&c);
+            dot_case_free(&c);
+        }
+    }
+}
+
+static void check_vs_reference(dot_case *c) {
+    const em_type_traits *sets[2] = {em_type_traits_scalar(c->type), avx2_traits(c->type)};
+    for (int k = 0; k < 2; k++) {
+        if (!sets[k]) continue;
+        float s = NAN;
+        sets[k]->vec_dot(c->n, &s, c->wq, c->xq);
+        const double tol = 1e-5 * c->abs_sum + c->ms_err + 1e-30;
+        if (!(fabs(s - c->ref) <= tol))
+            fail_msg("%s %s n=%lld: %.9g vs reference %.9g (tol %.3g)", k ? "avx2" : "scalar", c->wt->name,
+                     (long long)c->n, s, c->ref, tol);
+    }
+}
+
+static void test_vec_dot_reference(void **state) {
+    (void)state;
+    run_dot_cases(check_vs_reference);
+}
+
+static void check_avx2_vs_scalar(dot_case *c) {
+    float a = NAN, s = NAN;
+    em_type_traits_scalar(c->type)->vec_dot(c->n, &s, c->wq, c->xq);
+    avx2_traits(c->type)->vec_dot(c->n, &a, c->wq, c->xq);
+    if (f2u(a) != f2u(s))
+        fail_msg("%s n=%lld: avx2 %.9g vs scalar %.9g", c->wt->name, (long long)c->n, a, s);
+}
+
+static void test_vec_dot_avx2_vs_scalar(void **state) {
+    (void)state;
+    if (!avx2_traits(EM_TYPE_F32)) skip();
+    run_dot_cases(check_avx2_vs_scalar);
+}
+
+/* Emulation of the oracle's kernels, from ggml's source. Quantized: lane l
+ * of block b holds the exact integer sum over elements 4l..4l+3,
+ * accumulated with one fmaf per block; then hsum_float_8. */
+static float emu_hsum8(const float a[8]) {
+    float r[4];
+    for (int k = 0; k < 4; k++) r[k] = a[4 + k] + a[k];
+    return (r[0] + r[2]) + (r[1] + r[3]);
+}
+
+/* _mm512_reduce_add_ps */
+static float emu_reduce16(const float a[16]) {
+    float h[8], q[4];
+    for (int k = 0; k < 8; k++) h[k] = a[k] + a[k + 8];
+    for (int k = 0; k < 4; k++) q[k] = h[k] + h[k + 4];
+    const float p0 = q[0] + q[2], p1 = q[1] + q[3];
+    return p0 + p1;
+}
+
+/* signed integer weight value of element e of block b, and whether the
+ * format is unsigned with an offset m (Q4_1/Q5_1) */
+static int weight_int(uint32_t type, const uint8_t *blk, int e) {
+    const int j = e & 15, hi = e >= 16;
+    uint32_t qh = 0;
+    switch (type) {
+    case EM_TYPE_Q8_0: return (int8_t)blk[2 + e];
+    case EM_TYPE_Q4_0: return ((hi ? blk[2 + j] >> 4 : blk[2 + j] & 15)) - 8;
+    case EM_TYPE_Q4_1: return hi ? blk[4 + j] >> 4 : blk[4 + j] & 15;
+    case EM_TYPE_Q5_0:
+        memcpy(&qh, blk + 2, 4);
+        return ((hi ? blk[6 + j] >> 4 : blk[6 + j] & 15) | (int)(((qh >> e) & 1) << 4)) - 16;
+    case EM_TYPE_Q5_1:
+        memcpy(&qh, blk + 4, 4);
+        return (hi ? blk[8 + j] >> 4 : blk[8 + j] & 15) | (int)(((qh >> e) & 1) << 4);
+    default: fail(); return 0;
+    }
+}
+
+static float emulate_oracle(const dot_case *c) {
+    const int64_t n = c->n;
+    const float *w = c->wd, *x = c->xd; /* exact values of the operands */
+    if (c->type == EM_TYPE_BF16) {
+        /* two __m512 accumulators, vdpbf16ps over 32 elements each */
+        float acc[2][16] = {{0}};
+        int64_t i = 0;
+        for (; i + 64 <= n; i += 64)
+            for (int h = 0; h < 2; h++)
+                for (int j = 0; j < 16; j++) {
+                    const int64_t e = i + 32 * h + 2 * j;
+                    acc[h][j] = fmaf(w[e + 1], x[e + 1], acc[h][j]);
+                    acc[h][j] = fmaf(w[e], x[e], acc[h][j]);
+                }
+        double sum = 0;
+        sum += emu_reduce16(acc[0]);
+        sum += emu_reduce16(acc[1]);
+        for (; i < n; i++) sum += (double)(w[i] * x[i]);
+        return (float)sum;
+    }
+    if (c->type == EM_TYPE_F32 || c->type == EM_TYPE_F16) {
+        /* GGML_F32_STEP 64 = 4 x __m512 */
+        const int64_t np = n & ~(int64_t)63;
+        float acc[4][16] = {{0}};
+        for (int64_t i = 0; i < np; i += 64)
+            for (int r = 0; r < 4; r++)
+                for (int l = 0; l < 16; l++) acc[r][l] = fmaf(w[i + 16 * r + l], x[i + 16 * r + l], acc[r][l]);
+        for (int l = 0; l < 16; l++) {
+            acc[0][l] = acc[0][l] + acc[2][l];
+            acc[1][l] = acc[1][l] + acc[3][l];
+        }
+        for (int l = 0; l < 16; l++) acc[0][l] = acc[0][l] + acc[1][l];
+        const float red = emu_reduce16(acc[0]);
+        if (c->type == EM_TYPE_F32) {
+            float sum = red; /* float, leftovers contracted to FMA by -march=native */
+            for (int64_t i = np; i < n; i++) sum = fmaf(w[i], x[i], sum);
+            return sum;
+        }
+        double sum = red; /* ggml_float */
+        for (int64_t i = np; i < n; i++) sum += (double)(w[i] * x[i]);
+        return (float)sum;
+    }
+    const bool q81 = c->wt->vec_dot_type == EM_TYPE_Q8_1;
+    float acc[8] = {0}, summs = 0;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const uint8_t *wb = (const uint8_t *)c->wq + (size_t)b * c->wt->bytes;
+        const uint8_t *xb = (const uint8_t *)c->xq + (size_t)b * c->xt->bytes;
+        const int8_t *xq = (const int8_t *)(xb + (q81 ? 4 : 2));
+        const float d = em_f16_to_f32(rd16(wb)) * em_f16_to_f32(rd16(xb));
+        if (q81) summs = fmaf(em_f16_to_f32(rd16(wb + 2)), em_f16_to_f32(rd16(xb + 2)), summs);
+        for (int l = 0; l < 8; l++) {
+            int lane = 0;
+            for (int e = 4 * l; e < 4 * l + 4; e++) lane += weight_int(c->type, wb, e) * xq[e];
+            acc[l] = fmaf(d, (float)lane, acc[l]);
+        }
+    }
+    return q81 ? emu_hsum8(acc) + summs : emu_hsum8(acc);
+}
+
+static void check_oracle_order(dot_case *c) {
+    const float e = emulate_oracle(c);
+    const em_type_traits *sets[2] = {em_type_traits_scalar(c->type), avx2_traits(c->type)};
+    for (int k = 0; k < 2; k++) {
+        if (!sets[k]) continue;
+        float a = NAN;
+        sets[k]->vec_dot(c->n, &a, c->wq, c->xq);
+        if (f2u(a) != f2u(e))
+            fail_msg("%s %s n=%lld: %.9g vs oracle emulation %.9g", k ? "avx2" : "scalar", c->wt->name,
+                     (long long)c->n, a, e);
+    }
+}
+
+static void test_vec_dot_oracle_order(void **state) {
+    (void)state;
+    run_dot_cases(check_oracle_order);
+}
+
+int main(void) {
+    em_half_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_isa_switch),
+        cmocka_unit_test(test_f16_exhaustive),
+        cmocka_unit_test(test_f16_edges),
+        cmocka_unit_test(test_bf16_edges),
+        cmocka_unit_test(test_half_avx2_matches_scalar),
+        cmocka_unit_test(test_layout_q4_0),
+        cmocka_unit_test(test_layout_q4_1),
+        cmocka_unit_test(test_layout_q5_0),
+        cmocka_unit_test(test_layout_q5_1),
+        cmocka_unit_test(test_layout_q8_0),
+        cmocka_unit_test(test_layout_multiblock),
+        cmocka_unit_test(test_quantize_q4_0_ref),
+        cmocka_unit_test(test_quantize_q8_activation),
+        cmocka_unit_test(test_quantize_q8_avx2_matches_scalar),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_vec_dot_reference),
+        cmocka_unit_test(test_vec_dot_avx2_vs_scalar),
+        cmocka_unit_test(test_vec_dot_oracle_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -68,6 +68,16 @@ const float *ember_logits(const ember_ctx *c, int32_t batch_index);
 /* Current length of a sequence; clear (n_pos = 0) or truncate it. */
 int32_t ember_seq_len(const ember_ctx *c, int32_t seq);
 void ember_seq_truncate(ember_ctx *c, int32_t seq, int32_t n_pos);
+/* dst becomes a copy of src's first n_pos positions, sharing KV blocks
+ * (copy-on-write). dst is cleared first. */
+int ember_seq_fork(ember_ctx *c, int32_t src, int32_t dst, int32_t n_pos, ember_error *err);
+/* KV pool occupancy in blocks of ember_kv_block_size() positions. */
+int32_t ember_kv_blocks_used(const ember_ctx *c);
+int32_t ember_kv_blocks_total(const ember_ctx *c);
+int32_t ember_kv_block_size(void);
+/* Blocks a decode that appends n_new positions to seq would take. */
+int32_t ember_kv_blocks_needed(const ember_ctx *c, int32_t seq, int32_t n_new);
+int32_t ember_ctx_n_seqs(const ember_ctx *c);
 
 /* ---- sampling ---- */
 typedef struct ember_sampler_params {

@@ -99,6 +99,22 @@ int32_t ember_seq_len(const ember_ctx *c, int32_t seq) {
 
 void ember_seq_truncate(ember_ctx *c, int32_t seq, int32_t n_pos) { em_kv_truncate(&c->c->kv, seq, n_pos); }
 
+int ember_seq_fork(ember_ctx *c, int32_t src, int32_t dst, int32_t n_pos, ember_error *err) {
+    return em_kv_fork(&c->c->kv, src, dst, n_pos, ERR(err));
+}
+
+int32_t ember_kv_blocks_used(const ember_ctx *c) { return em_kv_blocks_used(&c->c->kv); }
+int32_t ember_kv_blocks_total(const ember_ctx *c) { return c->c->kv.n_blocks; }
+int32_t ember_kv_block_size(void) { return EM_KV_BLOCK; }
+int32_t ember_ctx_n_seqs(const ember_ctx *c) { return c->c->kv.n_seqs; }
+
+int32_t ember_kv_blocks_needed(const ember_ctx *c, int32_t seq, int32_t n_new) {
+    const em_kv *kv = &c->c->kv;
+    if (seq < 0 || seq >= kv->n_seqs || n_new < 0) return -1;
+    int32_t from = kv->seqs[seq].n_pos;
+    return em_kv_blocks_needed(kv, seq, from, from + n_new);
+}
+
 ember_sampler_params ember_sampler_defaults(void) {
     em_sampler_params d = em_sampler_defaults();
     ember_sampler_params p = {d.temperature, d.top_k, d.top_p, d.min_p, d.repeat_penalty, d.frequency_penalty,

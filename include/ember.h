@@ -61,6 +61,11 @@ typedef struct ember_batch {
     const int32_t *pos;
     const int32_t *seq;
     const int8_t *want_logits; /* NULL: only the last entry */
+    /* Optional: prefill[i] != 0 marks entry i as prompt evaluation (selects
+     * llama.cpp's batched summation order); NULL: a sequence with 2+
+     * entries in this call is prefill. A sequence's results never depend on
+     * what else is in the batch. */
+    const uint8_t *prefill;
 } ember_batch;
 
 int ember_decode(ember_ctx *c, const ember_batch *b, ember_error *err);

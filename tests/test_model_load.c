@@ -136,20 +136,20 @@ static void test_valid_model_runs(void **state) {
     ember_ctx *c = ember_ctx_new(m, &p, &err);
     assert_non_null(c);
     int32_t tok[3] = {1, 5, 7}, pos[3] = {0, 1, 2}, seq[3] = {0, 0, 0};
-    ember_batch b = {3, tok, pos, seq, NULL};
+    ember_batch b = {.n = 3, .token = tok, .pos = pos, .seq = seq, .want_logits = NULL};
     assert_int_equal(ember_decode(c, &b, &err), 0);
     const float *l = ember_logits(c, 2);
     assert_non_null(l);
     for (int i = 0; i < 16; i++) assert_true(l[i] == l[i]); /* finite, not NaN */
     /* bad batches are refused without changing the sequence */
     int32_t bad_tok = 16, p3 = 3, p5 = 5, s0 = 0, s9 = 9;
-    ember_batch b1 = {1, &bad_tok, &p3, &s0, NULL};
+    ember_batch b1 = {.n = 1, .token = &bad_tok, .pos = &p3, .seq = &s0, .want_logits = NULL};
     assert_int_equal(ember_decode(c, &b1, &err), -1);
     assert_non_null(strstr(err.msg, "token id 16"));
-    ember_batch b2 = {1, tok, &p5, &s0, NULL};
+    ember_batch b2 = {.n = 1, .token = tok, .pos = &p5, .seq = &s0, .want_logits = NULL};
     assert_int_equal(ember_decode(c, &b2, &err), -1);
     assert_non_null(strstr(err.msg, "expected 3"));
-    ember_batch b3 = {1, tok, &p3, &s9, NULL};
+    ember_batch b3 = {.n = 1, .token = tok, .pos = &p3, .seq = &s9, .want_logits = NULL};
     assert_int_equal(ember_decode(c, &b3, &err), -1);
     assert_non_null(strstr(err.msg, "sequence id 9"));
     assert_int_equal(ember_seq_len(c, 0), 3);

@@ -99,7 +99,7 @@ int cmd_logits(int argc, char **argv) {
     /* evaluate in chunks of the context's batch size (512) */
     for (size_t i0 = 0; i0 < n; i0 += 512) {
         int32_t nb = (int32_t)(n - i0 < 512 ? n - i0 : 512);
-        ember_batch b = {nb, ids + i0, pos + i0, seq + i0, want + i0};
+        ember_batch b = {.n = nb, .token = ids + i0, .pos = pos + i0, .seq = seq + i0, .want_logits = want + i0};
         if (ember_decode(c, &b, &err)) { printf("]}\n"); cli_error("%s", err.msg); goto done; }
         for (int32_t j = 0; j < nb; j++) {
             const float *l = ember_logits(c, j);

@@ -86,7 +86,7 @@ void ember_ctx_free(ember_ctx *c) {
 uint32_t ember_ctx_n_ctx(const ember_ctx *c) { return c->c->p.n_ctx; }
 
 int ember_decode(ember_ctx *c, const ember_batch *b, ember_error *err) {
-    em_batch ib = {b->n, b->token, b->pos, b->seq, b->want_logits};
+    em_batch ib = {b->n, b->token, b->pos, b->seq, b->want_logits, b->prefill};
     return em_ctx_decode(c->c, &ib, ERR(err));
 }
 
@@ -177,7 +177,7 @@ int ember_generate(ember_ctx *c, ember_sampler *s, const int32_t *prompt, size_t
             tok[j] = prompt[i + j];
             pos[j] = (int32_t)(i + j);
         }
-        ember_batch b = {n, tok, pos, seq, NULL};
+        ember_batch b = {.n = n, .token = tok, .pos = pos, .seq = seq, .want_logits = NULL};
         if (ember_decode(c, &b, err)) goto done;
     }
     for (size_t i = 0; i < n_prompt; i++) ember_sampler_accept(s, prompt[i]);
@@ -203,7 +203,7 @@ int ember_generate(ember_ctx *c, ember_sampler *s, const int32_t *prompt, size_t
         if (n_predict >= 0 && g + 1 >= n_predict) break;
         tok[0] = t;
         pos[0] = p++;
-        ember_batch b = {1, tok, pos, seq, NULL};
+        ember_batch b = {.n = 1, .token = tok, .pos = pos, .seq = seq, .want_logits = NULL};
         if (ember_decode(c, &b, err)) goto done;
         logits = ember_logits(c, 0);
     }

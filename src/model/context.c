@@ -40,9 +40,11 @@ em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *pp, em_err *err) {
     c->q16 = malloc((size_t)c->p.n_threads * hp->head_dim * sizeof(em_f16));
     c->attn_acc = malloc((size_t)c->p.n_threads * 64 * hp->head_dim * sizeof(float));
     c->out_row = malloc(B * sizeof(int32_t));
+    c->ord_in = malloc(3 * B);
+    c->seq_cnt = malloc(2 * (size_t)c->p.n_seqs * sizeof(int32_t));
     c->rows = malloc((B + (size_t)c->p.n_seqs) * sizeof(int32_t));
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb || !c->hb2 || !c->xq || !c->scores ||
-        !c->q16 || !c->attn_acc || !c->out_row || !c->rows) {
+        !c->q16 || !c->attn_acc || !c->out_row || !c->rows || !c->ord_in || !c->seq_cnt) {
         em_fail(err, "out of memory for context scratch (batch %u)", c->p.n_batch);
         goto fail;
     }
@@ -58,6 +60,6 @@ void em_ctx_free(em_ctx *c) {
     em_kv_free(&c->kv);
     em_pool_free(c->pool);
     free(c->x); free(c->xb); free(c->q); free(c->k); free(c->v); free(c->att); free(c->hb); free(c->hb2);
-    free(c->xq); free(c->scores); free(c->q16); free(c->attn_acc); free(c->logits); free(c->out_row); free(c->rows);
+    free(c->xq); free(c->scores); free(c->q16); free(c->attn_acc); free(c->logits); free(c->out_row); free(c->rows); free(c->ord_in); free(c->seq_cnt);
     free(c);
 }

@@ -23,6 +23,11 @@ typedef struct em_batch {
     const int32_t *pos;
     const int32_t *seq;
     const int8_t *want_logits;
+    /* Optional: prefill[i] != 0 marks entry i as part of a prompt evaluation,
+     * which selects llama.cpp's batched summation order for it. NULL: a
+     * sequence with 2+ entries in this call is prefill. Results for a
+     * sequence never depend on the other sequences in the batch. */
+    const uint8_t *prefill;
 } em_batch;
 
 typedef struct em_ctx_params {
@@ -49,6 +54,8 @@ typedef struct em_ctx {
     int32_t logits_cap;     /* rows allocated */
     int32_t *out_row;       /* per batch entry: its logits row or -1 */
     int32_t *rows;          /* scratch index list */
+    uint8_t *ord_in;        /* [3][n_batch] summation orders (see forward.c) */
+    int32_t *seq_cnt;       /* [2][n_seqs] per-sequence counts */
     int32_t n_out;
 } em_ctx;
 

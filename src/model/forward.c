@@ -19,8 +19,8 @@
 
 typedef struct {
     const em_weight *w;
-    bool gemm;  /* prompt-batch (tinyBLAS) order for F32/F16/BF16 weights, see dot_ggml.h */
-    bool batch; /* llama.cpp saw 2+ columns (decides the F32 vec tail) */
+    const uint8_t *ord; /* per row: 1 = prompt-batch (tinyBLAS) order, 0 = single-token order */
+    bool gemm_ok;       /* the weight's shape allows tinyBLAS (rows % 4, cols % 16) */
     const uint8_t *x;
     size_t xs; /* bytes between activation rows */
     int B;
@@ -39,20 +39,21 @@ static void mm_worker(void *arg, int ith, int nth) {
             const uint8_t *xb = t->x + (size_t)b * t->xs;
             float *yb = t->y + (size_t)b * t->ys;
             const uint8_t *wr = w->data + (size_t)r0 * w->row_bytes;
+            const bool gemm = t->gemm_ok && t->ord[b];
             switch (w->tt->type) {
             case EM_TYPE_F32:
                 for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
-                    yb[r] = t->gemm ? em_dot_f32_gemm(w->cols, (const float *)wr, (const float *)xb)
-                                    : em_dot_f32_vec(w->cols, (const float *)wr, (const float *)xb, false);
+                    yb[r] = gemm ? em_dot_f32_gemm(w->cols, (const float *)wr, (const float *)xb)
+                                 : em_dot_f32_vec(w->cols, (const float *)wr, (const float *)xb, false);
                 break;
             case EM_TYPE_F16:
                 for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
-                    yb[r] = t->gemm ? em_dot_f16_gemm(w->cols, (const em_f16 *)wr, (const em_f16 *)xb)
-                                    : em_dot_f16_vec(w->cols, (const em_f16 *)wr, (const em_f16 *)xb);
+                    yb[r] = gemm ? em_dot_f16_gemm(w->cols, (const em_f16 *)wr, (const em_f16 *)xb)
+                                 : em_dot_f16_vec(w->cols, (const em_f16 *)wr, (const em_f16 *)xb);
                 break;
             case EM_TYPE_BF16:
                 for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
-                    yb[r] = t->gemm && w->cols % 32 == 0
+                    yb[r] = gemm && w->cols % 32 == 0
                                 ? em_dot_bf16_gemm(w->cols, (const em_bf16 *)wr, (const em_bf16 *)xb)
                                 : em_dot_bf16_vec(w->cols, (const em_bf16 *)wr, (const em_bf16 *)xb);
                 break;
@@ -78,20 +79,21 @@ static const uint8_t *prepare_act(em_ctx *c, const em_weight *w, const float *x,
     return c->xq;
 }
 
-/* order_n: how many columns llama.cpp's mul_mat has at this point of its
- * graph, which picks its kernel (tinyBLAS for 2+) and so the summation
- * order; it can exceed B where we skip rows whose results nobody reads. */
+/* ord[b]: summation order for row b (see dot_ggml.h). llama.cpp picks it per
+ * mul_mat call from the number of columns (tinyBLAS for 2+); we pick it per
+ * row from the token's role, so that batching other sequences alongside
+ * never changes a sequence's numbers. */
 static void matmul_prepared(em_ctx *c, const em_weight *w, const uint8_t *xq, size_t xstride, int B, float *y,
-                            size_t ys, int order_n) {
-    mm_task t = {w, order_n >= 2 && w->cols % 16 == 0 && w->rows % 4 == 0, order_n >= 2, xq, xstride, B, y, ys};
+                            size_t ys, const uint8_t *ord) {
+    mm_task t = {w, ord, w->cols % 16 == 0 && w->rows % 4 == 0, xq, xstride, B, y, ys};
     em_pool_run(c->pool, mm_worker, &t);
 }
 
 static void matmul(em_ctx *c, const em_weight *w, const float *x, size_t xs, int B, float *y, size_t ys,
-                   int order_n) {
+                   const uint8_t *ord) {
     size_t stride;
     const uint8_t *xq = prepare_act(c, w, x, xs, B, &stride);
-    matmul_prepared(c, w, xq, stride, B, y, ys, order_n);
+    matmul_prepared(c, w, xq, stride, B, y, ys, ord);
 }
 
 /* ---- elementwise ---- */
@@ -230,7 +232,6 @@ static void attn_worker(void *arg, int ith, int nth) {
     const size_t Q = (size_t)nh * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     const bool f16 = c->kv.type == EM_KV_F16;
-    const bool gemm = t->b->n >= 2; /* llama.cpp: tinyBLAS only for batches of 2+ tokens */
     float *sc = c->scores + (size_t)ith * c->p.n_ctx;
     float *acc = c->attn_acc + (size_t)ith * 64 * hd;
     em_f16 *q16 = c->q16 + (size_t)ith * hd;
@@ -240,6 +241,7 @@ static void attn_worker(void *arg, int ith, int nth) {
     for (long task = lo; task < hi; task++) {
         const int r = (int)(task / nh), h = (int)(task % nh), kvh = h / group;
         const int32_t i = t->rows[r], seq = t->b->seq[i], pos = t->b->pos[i];
+        const bool gemm = c->ord_in[i]; /* llama.cpp: tinyBLAS only for batches of 2+ tokens */
         const float *q = c->q + (size_t)r * Q + (size_t)h * hd;
         if (f16)
             for (int d = 0; d < hd; d++) q16[d] = em_f32_to_f16(q[d]);
@@ -333,6 +335,21 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
         bool want = b->want_logits ? b->want_logits[i] != 0 : i == B - 1;
         c->out_row[i] = want ? c->n_out++ : -1;
     }
+    /* Summation order per entry: a sequence evaluating 2+ tokens in this call
+     * (a prompt) gets llama.cpp's batched order, a single token its decode
+     * order; the layers after the output selection use the batched order
+     * only if the sequence also has 2+ outputs (llama.cpp's n_outputs). */
+    int32_t *cnt = c->seq_cnt, *outs = c->seq_cnt + c->p.n_seqs;
+    for (int32_t s = 0; s < c->p.n_seqs; s++) cnt[s] = outs[s] = 0;
+    for (int i = 0; i < B; i++) {
+        cnt[b->seq[i]]++;
+        outs[b->seq[i]] += c->out_row[i] >= 0;
+    }
+    uint8_t *ord_out = c->ord_in + c->p.n_batch, *ord_rows = ord_out + c->p.n_batch;
+    for (int i = 0; i < B; i++) {
+        c->ord_in[i] = b->prefill ? b->prefill[i] != 0 : cnt[b->seq[i]] >= 2;
+        ord_out[i] = c->ord_in[i] && outs[b->seq[i]] >= 2;
+    }
 
     for (int i = 0; i < B; i++) {
         const em_weight *te = &m->tok_embd;
@@ -352,9 +369,9 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
         /* K and V for every entry (later tokens attend to them) */
         size_t st;
         const uint8_t *xq = prepare_act(c, &L->wk, c->xb, E, n_rows, &st);
-        matmul_prepared(c, &L->wk, xq, st, n_rows, c->k, KV, B);
+        matmul_prepared(c, &L->wk, xq, st, n_rows, c->k, KV, c->ord_in);
         if (L->wv.tt->vec_dot_type != L->wk.tt->vec_dot_type) xq = prepare_act(c, &L->wv, c->xb, E, n_rows, &st);
-        matmul_prepared(c, &L->wv, xq, st, n_rows, c->v, KV, B);
+        matmul_prepared(c, &L->wv, xq, st, n_rows, c->v, KV, c->ord_in);
         if (last) {
             /* Only entries that want logits go further (as llama.cpp's
              * inp_out_ids): compact their rows to the front. */
@@ -368,10 +385,11 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
                 rows[n++] = rows[r];
             }
             /* K/V rows stay indexed by batch entry below. */
+            for (int r = 0; r < n; r++) ord_rows[r] = c->ord_in[rows[r]];
             if (n > 0) {
                 if (L->wq.tt->vec_dot_type != L->wv.tt->vec_dot_type || n != B)
                     xq = prepare_act(c, &L->wq, c->xb, E, n, &st);
-                matmul_prepared(c, &L->wq, xq, st, n, c->q, Q, B);
+                matmul_prepared(c, &L->wq, xq, st, n, c->q, Q, ord_rows);
             }
             /* store K/V of all entries, then continue with the n rows */
             for (int i = 0; i < B; i++) {
@@ -385,7 +403,7 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
             n_rows = n;
         } else {
             if (L->wq.tt->vec_dot_type != L->wv.tt->vec_dot_type) xq = prepare_act(c, &L->wq, c->xb, E, n_rows, &st);
-            matmul_prepared(c, &L->wq, xq, st, n_rows, c->q, Q, B);
+            matmul_prepared(c, &L->wq, xq, st, n_rows, c->q, Q, c->ord_in);
             for (int i = 0; i < B; i++) {
                 rope_cache(m, b->pos[i], cs, sn);
                 rope_apply(m, c->q + (size_t)i * Q, (int)hp->n_head, cs, sn);
@@ -407,20 +425,25 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
         if (n_rows == 0) break;
         attn_task at = {c, b, (int)il, n_rows, rows};
         em_pool_run(c->pool, attn_worker, &at);
-        /* llama.cpp selects its output rows after wo, so wo still sees B columns */
-        matmul(c, &L->wo, c->att, Q, n_rows, c->xb, E, B);
+        /* llama.cpp selects its output rows after wo: wo keeps the batch order */
+        matmul(c, &L->wo, c->att, Q, n_rows, c->xb, E, last ? ord_rows : c->ord_in);
+        const uint8_t *ord_ffn = c->ord_in;
+        if (last) {
+            for (int r = 0; r < n_rows; r++) ord_rows[r] = ord_out[rows[r]];
+            ord_ffn = ord_rows;
+        }
         for (size_t j = 0; j < (size_t)n_rows * E; j++) c->x[j] += c->xb[j];
         /* FFN */
         for (int r = 0; r < n_rows; r++)
             rmsnorm(c->xb + (size_t)r * E, c->x + (size_t)r * E, (const float *)L->ffn_norm.data, (int64_t)E,
                     hp->rms_eps);
         xq = prepare_act(c, &L->ffn_gate, c->xb, E, n_rows, &st);
-        matmul_prepared(c, &L->ffn_gate, xq, st, n_rows, c->hb, F, n_rows);
+        matmul_prepared(c, &L->ffn_gate, xq, st, n_rows, c->hb, F, ord_ffn);
         if (L->ffn_up.tt->vec_dot_type != L->ffn_gate.tt->vec_dot_type)
             xq = prepare_act(c, &L->ffn_up, c->xb, E, n_rows, &st);
-        matmul_prepared(c, &L->ffn_up, xq, st, n_rows, c->hb2, F, n_rows);
+        matmul_prepared(c, &L->ffn_up, xq, st, n_rows, c->hb2, F, ord_ffn);
         swiglu(c->hb, c->hb2, n_rows, F);
-        matmul(c, &L->ffn_down, c->hb, F, n_rows, c->xb, E, n_rows);
+        matmul(c, &L->ffn_down, c->hb, F, n_rows, c->xb, E, ord_ffn);
         for (size_t j = 0; j < (size_t)n_rows * E; j++) c->x[j] += c->xb[j];
     }
     for (int32_t s = 0; s < c->p.n_seqs; s++)
@@ -429,7 +452,10 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
         for (int r = 0; r < c->n_out; r++)
             rmsnorm(c->xb + (size_t)r * E, c->x + (size_t)r * E, (const float *)m->output_norm.data, (int64_t)E,
                     hp->rms_eps);
-        matmul(c, &m->output, c->xb, E, c->n_out, c->logits, hp->n_vocab, c->n_out);
+        /* after the last layer the rows are the outputs, in batch order */
+        for (int i = 0, r = 0; i < B; i++)
+            if (c->out_row[i] >= 0) ord_rows[r++] = ord_out[i];
+        matmul(c, &m->output, c->xb, E, c->n_out, c->logits, hp->n_vocab, ord_rows);
     }
     return 0;
 }

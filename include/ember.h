@@ -31,6 +31,10 @@ void ember_model_free(ember_model *m);
 int32_t ember_model_n_vocab(const ember_model *m);
 int32_t ember_model_n_ctx_train(const ember_model *m);
 const char *ember_model_desc(const ember_model *m); /* "llama, 5 layers, 64 embd, F32, 0.3 M params" */
+/* A string from the model file's metadata (e.g. "tokenizer.chat_template",
+ * "general.name"): copies at most cap-1 bytes plus a NUL into buf and returns
+ * the full length, or -1 if the key is absent or not a string. */
+long ember_model_meta_str(const ember_model *m, const char *key, char *buf, size_t cap);
 
 /* ---- tokens ---- */
 int ember_tokenize(const ember_model *m, const char *text, size_t len, bool add_special, bool parse_special,
@@ -122,6 +126,13 @@ int ember_generate(ember_ctx *c, ember_sampler *s, const int32_t *prompt, size_t
 
 /* Which SIMD kernels are in use ("avx2", "scalar"). */
 const char *ember_kernels(void);
+
+/* Debug counters of the last ember_decode: expert weight bytes read (MoE
+ * models; only chosen experts are touched), and the smallest router margin
+ * (probability gap between the last chosen and the best unchosen expert;
+ * INFINITY for dense models). */
+uint64_t ember_debug_expert_bytes(const ember_ctx *c);
+float ember_debug_router_margin(const ember_ctx *c);
 
 #ifdef __cplusplus
 }

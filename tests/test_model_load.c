@@ -93,6 +93,7 @@ static const char *build(const spec *s) {
     if (KV == 0) KV = 32;
     add_tensor(w, s, "token_embd.weight", E, s->n_vocab_embd);
     add_tensor(w, s, "output_norm.weight", E, 1);
+    add_tensor(w, s, "output.weight", E, s->n_vocab_embd);
     for (uint32_t l = 0; l < s->n_layer_tensors; l++) {
         char n[64];
 #define T(name, c, r) (snprintf(n, sizeof n, "blk.%u." name ".weight", l), add_tensor(w, s, n, c, r))
@@ -153,6 +154,31 @@ static void test_valid_model_runs(void **state) {
     assert_int_equal(ember_decode(c, &b3, &err), -1);
     assert_non_null(strstr(err.msg, "sequence id 9"));
     assert_int_equal(ember_seq_len(c, 0), 3);
+    ember_ctx_free(c);
+    ember_model_free(m);
+}
+
+/* Without output.weight the model ties its output to token_embd, so the
+ * logits are the final hidden state times each token's embedding row. */
+static void test_tied_output(void **state) {
+    (void)state;
+    spec s = valid();
+    s.skip_tensor = "output.weight";
+    const char *path = build(&s);
+    ember_error err;
+    ember_model *m = ember_model_load(path, &err);
+    unlink(path);
+    if (!m) fail_msg("tied model refused: %s", err.msg);
+    ember_ctx_params p = {.n_ctx = 64};
+    ember_ctx *c = ember_ctx_new(m, &p, &err);
+    assert_non_null(c);
+    int32_t tok[2] = {1, 4}, pos[2] = {0, 1}, seq[2] = {0, 0};
+    ember_batch b = {.n = 2, .token = tok, .pos = pos, .seq = seq};
+    assert_int_equal(ember_decode(c, &b, &err), 0);
+    const float *l = ember_logits(c, 1);
+    assert_non_null(l);
+    /* token_embd rows differ, so the logits must too */
+    assert_true(l[3] != l[5]);
     ember_ctx_free(c);
     ember_model_free(m);
 }
@@ -229,7 +255,8 @@ static void test_bad_eps_and_key_length(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_valid_model_runs),        cmocka_unit_test(test_block_count_beyond_tensors),
+        cmocka_unit_test(test_valid_model_runs),        cmocka_unit_test(test_tied_output),
+        cmocka_unit_test(test_block_count_beyond_tensors),
         cmocka_unit_test(test_head_count_zero),         cmocka_unit_test(test_head_count_kv_not_divisor),
         cmocka_unit_test(test_embd_not_divisible),      cmocka_unit_test(test_vocab_shorter_than_embedding),
         cmocka_unit_test(test_shape_disagrees),         cmocka_unit_test(test_missing_tensor),

@@ -1,6 +1,7 @@
 /* api.c - the public API (include/ember.h) over the internal layers. */
 #include "ember.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,18 @@ void ember_model_free(ember_model *m) {
 int32_t ember_model_n_vocab(const ember_model *m) { return (int32_t)m->m->hp.n_vocab; }
 int32_t ember_model_n_ctx_train(const ember_model *m) { return (int32_t)m->m->hp.n_ctx_train; }
 const char *ember_model_desc(const ember_model *m) { return m->desc; }
+
+long ember_model_meta_str(const ember_model *m, const char *key, char *buf, size_t cap) {
+    const em_gguf_kv *kv = em_gguf_find(m->m->gguf, key);
+    if (!kv || kv->type != EM_GGUF_STRING || kv->v.str.len > (uint64_t)LONG_MAX) return -1;
+    size_t n = (size_t)kv->v.str.len;
+    if (buf && cap > 0) {
+        size_t c = n < cap - 1 ? n : cap - 1;
+        memcpy(buf, kv->v.str.ptr, c);
+        buf[c] = 0;
+    }
+    return (long)n;
+}
 
 int ember_tokenize(const ember_model *m, const char *text, size_t len, bool add_special, bool parse_special,
                    int32_t **ids, size_t *n_ids, ember_error *err) {
@@ -144,6 +157,9 @@ int32_t ember_sampler_sample(ember_sampler *s, const float *logits, float *logpr
 }
 
 const char *ember_kernels(void) { return em_kernels_isa(); }
+
+uint64_t ember_debug_expert_bytes(const ember_ctx *c) { return c->c->expert_bytes; }
+float ember_debug_router_margin(const ember_ctx *c) { return c->c->router_margin; }
 
 static double now_ms(void) {
     struct timespec ts;

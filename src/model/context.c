@@ -24,8 +24,11 @@ em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *pp, em_err *err) {
     if (!c->pool) { em_fail(err, "cannot start %d threads", c->p.n_threads); goto fail; }
     const size_t B = c->p.n_batch, E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim;
     const size_t KV = (size_t)hp->n_head_kv * hp->head_dim, F = hp->n_ff;
+    const size_t K = hp->n_expert ? hp->n_expert_used : 1, FE = hp->n_expert ? hp->n_ff_exp : 0;
     size_t maxc = E > Q ? E : Q;
     if (F > maxc) maxc = F;
+    /* FFN hidden rows: one per token (dense) or per token and chosen expert */
+    size_t ffw = F > K * FE ? F : K * FE;
     /* dimensions are capped at load, so these products cannot overflow size_t */
     c->x = malloc(B * E * sizeof(float));
     c->xb = malloc(B * maxc * sizeof(float));
@@ -33,9 +36,21 @@ em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *pp, em_err *err) {
     c->k = malloc(B * KV * sizeof(float));
     c->v = malloc(B * KV * sizeof(float));
     c->att = malloc(B * Q * sizeof(float));
-    c->hb = malloc(B * F * sizeof(float));
-    c->hb2 = malloc(B * F * sizeof(float));
-    c->xq = malloc(B * maxc * 4 + 64);
+    c->hb = malloc(B * ffw * sizeof(float));
+    c->hb2 = malloc(B * ffw * sizeof(float));
+    c->xq = malloc(B * (maxc > ffw ? maxc : ffw) * 4 + 64);
+    c->zeros = calloc(B * K, 1);
+    if (hp->n_expert) {
+        c->router = malloc(B * hp->n_expert * sizeof(float));
+        c->moe_sel = malloc(B * K * sizeof(int32_t));
+        c->moe_w = malloc(B * K * sizeof(float));
+        c->moe_idx = malloc(2 * B * K * sizeof(int32_t));
+        c->moe_out = malloc(B * K * E * sizeof(float));
+        if (!c->router || !c->moe_sel || !c->moe_w || !c->moe_idx || !c->moe_out) {
+            em_fail(err, "out of memory for expert scratch (batch %u)", c->p.n_batch);
+            goto fail;
+        }
+    }
     c->scores = malloc((size_t)c->p.n_threads * c->p.n_ctx * sizeof(float));
     c->q16 = malloc((size_t)c->p.n_threads * hp->head_dim * sizeof(em_f16));
     c->attn_acc = malloc((size_t)c->p.n_threads * 64 * hp->head_dim * sizeof(float));
@@ -44,7 +59,7 @@ em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *pp, em_err *err) {
     c->seq_cnt = malloc(2 * (size_t)c->p.n_seqs * sizeof(int32_t));
     c->rows = malloc((B + (size_t)c->p.n_seqs) * sizeof(int32_t));
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb || !c->hb2 || !c->xq || !c->scores ||
-        !c->q16 || !c->attn_acc || !c->out_row || !c->rows || !c->ord_in || !c->seq_cnt) {
+        !c->q16 || !c->attn_acc || !c->out_row || !c->rows || !c->ord_in || !c->seq_cnt || !c->zeros) {
         em_fail(err, "out of memory for context scratch (batch %u)", c->p.n_batch);
         goto fail;
     }
@@ -61,5 +76,6 @@ void em_ctx_free(em_ctx *c) {
     em_pool_free(c->pool);
     free(c->x); free(c->xb); free(c->q); free(c->k); free(c->v); free(c->att); free(c->hb); free(c->hb2);
     free(c->xq); free(c->scores); free(c->q16); free(c->attn_acc); free(c->logits); free(c->out_row); free(c->rows); free(c->ord_in); free(c->seq_cnt);
+    free(c->router); free(c->moe_sel); free(c->moe_w); free(c->moe_idx); free(c->moe_out); free(c->zeros);
     free(c);
 }

@@ -56,6 +56,15 @@ typedef struct em_ctx {
     int32_t *rows;          /* scratch index list */
     uint8_t *ord_in;        /* [3][n_batch] summation orders (see forward.c) */
     int32_t *seq_cnt;       /* [2][n_seqs] per-sequence counts */
+    /* mixture of experts scratch (NULL for dense models) */
+    float *router;          /* [n_batch][n_expert] */
+    int32_t *moe_sel;       /* [n_batch][n_expert_used] chosen experts */
+    float *moe_w;           /* [n_batch][n_expert_used] their weights */
+    int32_t *moe_idx;       /* [2][n_batch * n_expert_used] gather/scatter rows */
+    float *moe_out;         /* [n_batch * n_expert_used][n_embd] */
+    uint8_t *zeros;         /* n_batch * max(1, n_expert_used) zero bytes (single-token order) */
+    uint64_t expert_bytes;  /* expert weight bytes read by the last decode (debug counter) */
+    float router_margin;    /* smallest gap between the last chosen and the best unchosen expert probability in the last decode (INFINITY if dense) */
     int32_t n_out;
 } em_ctx;
 

@@ -26,6 +26,7 @@ typedef struct {
     int B;
     float *y;
     size_t ys; /* floats between output rows */
+    const int32_t *xidx, *yidx; /* optional gather/scatter: row b reads x row xidx[b], writes y row yidx[b] */
 } mm_task;
 
 static void mm_worker(void *arg, int ith, int nth) {
@@ -36,8 +37,8 @@ static void mm_worker(void *arg, int ith, int nth) {
     for (long tile = lo; tile < hi; tile++) {
         int64_t r0 = tile * MM_TILE, r1 = r0 + MM_TILE < w->rows ? r0 + MM_TILE : w->rows;
         for (int b = 0; b < t->B; b++) {
-            const uint8_t *xb = t->x + (size_t)b * t->xs;
-            float *yb = t->y + (size_t)b * t->ys;
+            const uint8_t *xb = t->x + (size_t)(t->xidx ? t->xidx[b] : b) * t->xs;
+            float *yb = t->y + (size_t)(t->yidx ? t->yidx[b] : b) * t->ys;
             const uint8_t *wr = w->data + (size_t)r0 * w->row_bytes;
             const bool gemm = t->gemm_ok && t->ord[b];
             switch (w->tt->type) {
@@ -85,7 +86,7 @@ static const uint8_t *prepare_act(em_ctx *c, const em_weight *w, const float *x,
  * never changes a sequence's numbers. */
 static void matmul_prepared(em_ctx *c, const em_weight *w, const uint8_t *xq, size_t xstride, int B, float *y,
                             size_t ys, const uint8_t *ord) {
-    mm_task t = {w, ord, w->cols % 16 == 0 && w->rows % 4 == 0, xq, xstride, B, y, ys};
+    mm_task t = {w, ord, w->cols % 16 == 0 && w->rows % 4 == 0, xq, xstride, B, y, ys, NULL, NULL};
     em_pool_run(c->pool, mm_worker, &t);
 }
 
@@ -280,6 +281,110 @@ static void swiglu(float *g, const float *u, int n_rows, size_t n) {
     for (int r = 0; r < n_rows; r++) em_ggml_swiglu((int64_t)n, g + (size_t)r * n, g + (size_t)r * n, u + (size_t)r * n);
 }
 
+/* ---- FFN variants: output in c->xb (n rows of n_embd) ---- */
+
+static void ffn_dense(em_ctx *c, const em_layer *L, int n, const uint8_t *ord) {
+    const size_t E = c->m->hp.n_embd, F = c->m->hp.n_ff;
+    size_t st;
+    const uint8_t *xq = prepare_act(c, &L->ffn_gate, c->xb, E, n, &st);
+    matmul_prepared(c, &L->ffn_gate, xq, st, n, c->hb, F, ord);
+    if (L->ffn_up.tt->vec_dot_type != L->ffn_gate.tt->vec_dot_type) xq = prepare_act(c, &L->ffn_up, c->xb, E, n, &st);
+    matmul_prepared(c, &L->ffn_up, xq, st, n, c->hb2, F, ord);
+    swiglu(c->hb, c->hb2, n, F);
+    matmul(c, &L->ffn_down, c->hb, F, n, c->xb, E, ord);
+}
+
+/* Expert e's matrix of a stacked [cols, rows, n_expert] tensor. */
+static em_weight expert_slice(const em_weight *w, int e) {
+    em_weight s = *w;
+    s.data = w->data + (size_t)e * (size_t)w->rows * w->row_bytes;
+    s.n_mat = 1;
+    return s;
+}
+
+/* For each expert chosen by any row, multiply only its rows: its weights
+ * stream once for all the tokens that picked it, and unchosen experts are
+ * never touched. Output row j = t * K + k (token t, k-th choice). ggml's
+ * mul_mat_id always runs the single-token (vec_dot) kernels. */
+static void experts_matmul(em_ctx *c, const em_weight *stack, const uint8_t *xq, size_t xs, const int32_t *sel,
+                           int n, int K, bool x_per_choice, float *y, size_t ys) {
+    const int X = (int)c->m->hp.n_expert;
+    int32_t *xidx = c->moe_idx, *yidx = c->moe_idx + (size_t)n * K;
+    for (int e = 0; e < X; e++) {
+        int cnt = 0;
+        for (int j = 0; j < n * K; j++)
+            if (sel[j] == e) {
+                xidx[cnt] = x_per_choice ? j : j / K;
+                yidx[cnt] = j;
+                cnt++;
+            }
+        if (!cnt) continue;
+        em_weight we = expert_slice(stack, e);
+        c->expert_bytes += (uint64_t)we.rows * we.row_bytes;
+        mm_task t = {&we, c->zeros, false, xq, xs, cnt, y, ys, xidx, yidx};
+        em_pool_run(c->pool, mm_worker, &t);
+    }
+}
+
+static void ffn_moe(em_ctx *c, const em_layer *L, int n, const uint8_t *ord) {
+    const em_hparams *hp = &c->m->hp;
+    const size_t E = hp->n_embd, FE = hp->n_ff_exp;
+    const int X = (int)hp->n_expert, K = (int)hp->n_expert_used;
+    /* router: softmax over experts, top-K (ties toward the lower id), the
+     * chosen probabilities renormalized to sum to 1 (Mixtral) */
+    matmul(c, &L->ffn_gate_inp, c->xb, E, n, c->router, (size_t)X, ord);
+    int32_t *sel = c->moe_sel;
+    float *wts = c->moe_w;
+    for (int t = 0; t < n; t++) {
+        float *p = c->router + (size_t)t * X;
+        float mx = -INFINITY;
+        for (int e = 0; e < X; e++) mx = p[e] > mx ? p[e] : mx;
+        const double sum = em_ggml_softmax_exp(X, p, p, mx);
+        const float inv = (float)(1.0 / sum);
+        for (int e = 0; e < X; e++) p[e] *= inv;
+        for (int k = 0; k < K; k++) {
+            int best = -1;
+            for (int e = 0; e < X; e++) {
+                bool taken = false;
+                for (int j = 0; j < k; j++) taken |= sel[t * K + j] == e;
+                if (!taken && (best < 0 || p[e] > p[best])) best = e;
+            }
+            sel[t * K + k] = best;
+            wts[t * K + k] = p[best];
+        }
+        /* how close the choice was: last chosen vs best unchosen */
+        float runner = -INFINITY;
+        for (int e = 0; e < X; e++) {
+            bool taken = false;
+            for (int j = 0; j < K; j++) taken |= sel[t * K + j] == e;
+            if (!taken && p[e] > runner) runner = p[e];
+        }
+        if (p[sel[t * K + K - 1]] - runner < c->router_margin) c->router_margin = p[sel[t * K + K - 1]] - runner;
+        double ws = 0.0;
+        for (int k = 0; k < K; k++) ws += (double)wts[t * K + k];
+        const float wsf = (float)ws;
+        for (int k = 0; k < K; k++) wts[t * K + k] /= wsf;
+    }
+    size_t st;
+    const uint8_t *xq = prepare_act(c, &L->ffn_up_exps, c->xb, E, n, &st);
+    experts_matmul(c, &L->ffn_up_exps, xq, st, sel, n, K, false, c->hb2, FE);
+    if (L->ffn_gate_exps.tt->vec_dot_type != L->ffn_up_exps.tt->vec_dot_type)
+        xq = prepare_act(c, &L->ffn_gate_exps, c->xb, E, n, &st);
+    experts_matmul(c, &L->ffn_gate_exps, xq, st, sel, n, K, false, c->hb, FE);
+    swiglu(c->hb, c->hb2, n * K, FE);
+    xq = prepare_act(c, &L->ffn_down_exps, c->hb, FE, n * K, &st);
+    experts_matmul(c, &L->ffn_down_exps, xq, st, sel, n, K, true, c->moe_out, E);
+    /* weight each expert's output, then add them in choice order */
+    for (int t = 0; t < n; t++) {
+        float *y = c->xb + (size_t)t * E;
+        for (size_t d = 0; d < E; d++) {
+            float acc = c->moe_out[((size_t)t * K) * E + d] * wts[t * K];
+            for (int k = 1; k < K; k++) acc += c->moe_out[((size_t)t * K + k) * E + d] * wts[t * K + k];
+            y[d] = acc;
+        }
+    }
+}
+
 /* ---- the pass ---- */
 
 static int validate(em_ctx *c, const em_batch *b, int32_t *seq_next, em_err *err) {
@@ -326,9 +431,10 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
 
     const int B = b->n;
     const size_t E = hp->n_embd, Q = (size_t)hp->n_head * hp->head_dim, KV = (size_t)hp->n_head_kv * hp->head_dim;
-    const size_t F = hp->n_ff;
     float cs[EM_MAX_HEAD_DIM / 2], sn[EM_MAX_HEAD_DIM / 2];
 
+    c->expert_bytes = 0;
+    c->router_margin = INFINITY;
     /* which entries produce logits */
     c->n_out = 0;
     for (int i = 0; i < B; i++) {
@@ -437,13 +543,8 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
         for (int r = 0; r < n_rows; r++)
             rmsnorm(c->xb + (size_t)r * E, c->x + (size_t)r * E, (const float *)L->ffn_norm.data, (int64_t)E,
                     hp->rms_eps);
-        xq = prepare_act(c, &L->ffn_gate, c->xb, E, n_rows, &st);
-        matmul_prepared(c, &L->ffn_gate, xq, st, n_rows, c->hb, F, ord_ffn);
-        if (L->ffn_up.tt->vec_dot_type != L->ffn_gate.tt->vec_dot_type)
-            xq = prepare_act(c, &L->ffn_up, c->xb, E, n_rows, &st);
-        matmul_prepared(c, &L->ffn_up, xq, st, n_rows, c->hb2, F, ord_ffn);
-        swiglu(c->hb, c->hb2, n_rows, F);
-        matmul(c, &L->ffn_down, c->hb, F, n_rows, c->xb, E, ord_ffn);
+        if (L->is_moe) ffn_moe(c, L, n_rows, ord_ffn);
+        else ffn_dense(c, L, n_rows, ord_ffn);
         for (size_t j = 0; j < (size_t)n_rows * E; j++) c->x[j] += c->xb[j];
     }
     for (int32_t s = 0; s < c->p.n_seqs; s++)

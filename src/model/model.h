@@ -28,7 +28,13 @@ typedef struct em_weight {
 } em_weight;
 
 typedef struct em_layer {
-    em_weight attn_norm, wq, wk, wv, wo, ffn_norm, ffn_gate, ffn_up, ffn_down;
+    em_weight attn_norm, wq, wk, wv, wo, ffn_norm;
+    /* dense FFN (is_moe false) */
+    em_weight ffn_gate, ffn_up, ffn_down;
+    /* mixture of experts (is_moe true): router [n_embd -> n_expert] and
+     * stacked experts, n_mat = n_expert */
+    bool is_moe;
+    em_weight ffn_gate_inp, ffn_gate_exps, ffn_up_exps, ffn_down_exps;
 } em_layer;
 
 typedef struct em_hparams {
@@ -36,7 +42,10 @@ typedef struct em_hparams {
     uint32_t n_ctx_train;
     uint32_t n_embd;
     uint32_t n_layer;
-    uint32_t n_ff;
+    uint32_t n_ff;         /* dense FFN width (and expert width for Mixtral-style llama) */
+    uint32_t n_expert;     /* 0: dense */
+    uint32_t n_expert_used;
+    uint32_t n_ff_exp;     /* expert FFN width */
     uint32_t n_head, n_head_kv;
     uint32_t head_dim;     /* key/value length per head */
     uint32_t n_rot;        /* rotated dimensions per head (even, <= head_dim) */

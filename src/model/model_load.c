@@ -20,6 +20,7 @@
 #define MAX_HEAD_DIM ((uint32_t)EM_MAX_HEAD_DIM)
 #define MAX_VOCAB (1u << 22)
 #define MAX_CTX (1u << 24)
+#define MAX_EXPERTS 256u
 
 static int arch_key(char *buf, size_t cap, const em_arch *a, const char *suffix) {
     return snprintf(buf, cap, "%s.%s", a->name, suffix) >= (int)cap ? -1 : 0;
@@ -117,6 +118,12 @@ static int load_hparams(em_model *m, em_err *err) {
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
         return em_fail(err, "rope.dimension_count %u must be even and at most the head dimension %u", hp->n_rot,
                        hp->head_dim);
+    if (get_hp_u32(g, a, "expert_count", &hp->n_expert, true, 0, MAX_EXPERTS, err)) return -1;
+    if (hp->n_expert > 0) {
+        if (get_hp_u32(g, a, "expert_used_count", &hp->n_expert_used, false, 1, hp->n_expert, err)) return -1;
+        hp->n_ff_exp = hp->n_ff;
+        if (get_hp_u32(g, a, "expert_feed_forward_length", &hp->n_ff_exp, true, 1, MAX_FF, err)) return -1;
+    }
     hp->rms_eps = a->default_rms_eps;
     if (get_hp_f32(g, a, "attention.layer_norm_rms_epsilon", &hp->rms_eps, err)) return -1;
     if (!(hp->rms_eps > 0.0f && hp->rms_eps < 1.0f))
@@ -172,9 +179,22 @@ static int bind_weights(em_model *m, em_err *err) {
         B(wv, "attn_v", E, KV, true);
         B(wo, "attn_output", Q, E, true);
         B(ffn_norm, "ffn_norm", E, 0, false);
-        B(ffn_gate, "ffn_gate", E, F, true);
-        B(ffn_up, "ffn_up", E, F, true);
-        B(ffn_down, "ffn_down", F, E, true);
+        L->is_moe = hp->n_expert > 0;
+        if (!L->is_moe) {
+            B(ffn_gate, "ffn_gate", E, F, true);
+            B(ffn_up, "ffn_up", E, F, true);
+            B(ffn_down, "ffn_down", F, E, true);
+        } else {
+            const int64_t X = hp->n_expert, FE = hp->n_ff_exp;
+            B(ffn_gate_inp, "ffn_gate_inp", E, X, true);
+#define BX(field, suffix, cols, rows)                                                  \
+    snprintf(n, sizeof n, "blk.%u." suffix ".weight", il);                             \
+    if (bind(m, &L->field, n, cols, rows, X, true, false, err)) return -1;
+            BX(ffn_gate_exps, "ffn_gate_exps", E, FE);
+            BX(ffn_up_exps, "ffn_up_exps", E, FE);
+            BX(ffn_down_exps, "ffn_down_exps", FE, E);
+#undef BX
+        }
 #undef B
     }
     return 0;

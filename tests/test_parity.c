@@ -223,6 +223,10 @@ static const parity_case cases[] = {
     {"models/synth/synth-dense-Q5_0.gguf", "synth-dense-Q5_0", Q_TOL, false},
     {"models/synth/synth-dense-Q5_1.gguf", "synth-dense-Q5_1", Q_TOL, false},
     {"models/synth/synth-rope3-Q8_0.gguf", "synth-rope3-Q8_0", Q_TOL, false},
+    /* Llama 4: MoE every 2nd layer (top-1, sigmoid gating on the input, shared
+     * expert), no RoPE + temperature on every 4th layer, Q/K norm, tied output */
+    {"models/synth/synth-llama4-F32.gguf", "synth-llama4-F32", F32_TOL, false},
+    {"models/synth/synth-llama4-Q8_0.gguf", "synth-llama4-Q8_0", Q_TOL, false},
     /* Mixtral-style mixture of experts (8 experts, top-2, softmax gating) */
     {"models/synth/synth-moe-F16.gguf", "synth-moe-F16", MOE_F16_TOL, false},
     {"models/synth/synth-moe-Q8_0.gguf", "synth-moe-Q8_0", Q_TOL, false},
@@ -251,7 +255,8 @@ static void test_bit_exact_prompts(void **state) {
     const char *stems[] = {"synth-dense-F32", "synth-dense-F16", "synth-dense-BF16", "synth-dense-Q8_0",
                            "synth-dense-Q4_0", "synth-dense-Q4_1", "synth-dense-Q5_0", "synth-dense-Q5_1",
                            "synth-rope3-F32", "synth-rope3-Q8_0", "synth-moe-Q8_0", "synth-moe-Q4_0",
-                           "synth-moe-Q4_1", "synth-moe-Q5_0", "synth-moe-Q5_1"};
+                           "synth-moe-Q4_1", "synth-moe-Q5_0", "synth-moe-Q5_1", "synth-llama4-F32",
+                           "synth-llama4-Q8_0"};
     for (size_t i = 0; i < sizeof stems / sizeof stems[0]; i++) {
         char model[128], oracle[128];
         snprintf(model, sizeof model, "models/synth/%s.gguf", stems[i]);
@@ -264,6 +269,31 @@ static void test_bit_exact_prompts(void **state) {
         if (pmax > 1e-6) fail_msg("%s: prompt rows differ by %.3g", stems[i], pmax);
         ember_model_free(m);
     }
+}
+
+/* During a decode step only the chosen experts' weights are read: the debug
+ * counter equals (experts chosen) x (bytes of one expert's gate, up and down
+ * matrices), far below the whole stack. */
+static void test_expert_bytes(void **state) {
+    (void)state;
+    ember_model *m = load("models/synth/synth-moe-Q8_0.gguf");
+    ember_ctx *c = ctx_for(m, 1, false);
+    ember_error err;
+    int32_t tok[3] = {1, 403, 407}, pos[3] = {0, 1, 2}, seq[3] = {0, 0, 0};
+    ember_batch b = {.n = 3, .token = tok, .pos = pos, .seq = seq};
+    assert_int_equal(ember_decode(c, &b, &err), 0);
+    /* 256 x 512 Q8_0 matrix: 512 rows of 256/32 blocks of 34 bytes */
+    const uint64_t one_matrix = 512ull * (256 / 32) * 34, per_expert = 3 * one_matrix;
+    uint64_t prompt_bytes = ember_debug_expert_bytes(c);
+    /* 3 tokens x top-2 touch between 2 and 6 distinct experts, not all 8 */
+    assert_true(prompt_bytes >= 2 * per_expert && prompt_bytes <= 6 * per_expert);
+    assert_int_equal(prompt_bytes % per_expert, 0);
+    int32_t t = 261, p = 3, s0 = 0;
+    ember_batch d = {.n = 1, .token = &t, .pos = &p, .seq = &s0};
+    assert_int_equal(ember_decode(c, &d, &err), 0);
+    assert_int_equal(ember_debug_expert_bytes(c), 2 * per_expert); /* one token, top-2 */
+    ember_ctx_free(c);
+    ember_model_free(m);
 }
 
 /* Free-running greedy generation from text prompts equals llama.cpp's. */
@@ -352,7 +382,7 @@ static void test_unsupported_types(void **state) {
 }
 
 int main(void) {
-    struct CMUnitTest tests[sizeof cases / sizeof cases[0] + 3];
+    struct CMUnitTest tests[sizeof cases / sizeof cases[0] + 4];
     size_t n = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tests[n] = (struct CMUnitTest)cmocka_unit_test_prestate(test_case, (void *)&cases[i]);
@@ -360,6 +390,7 @@ int main(void) {
         n++;
     }
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_bit_exact_prompts);
+    tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_expert_bytes);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_text_prompts);
     tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_unsupported_types);
     return _cmocka_run_group_tests("parity", tests, n, NULL, NULL);

@@ -38,7 +38,9 @@ em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *pp, em_err *err) {
     c->att = malloc(B * Q * sizeof(float));
     c->hb = malloc(B * ffw * sizeof(float));
     c->hb2 = malloc(B * ffw * sizeof(float));
-    c->xq = malloc(B * (maxc > ffw ? maxc : ffw) * 4 + 64);
+    size_t xqw = maxc > ffw ? maxc : ffw;
+    if (K * E > xqw) xqw = K * E;
+    c->xq = malloc(B * xqw * 4 + 64);
     c->zeros = calloc(B * K, 1);
     if (hp->n_expert) {
         c->router = malloc(B * hp->n_expert * sizeof(float));
@@ -46,7 +48,8 @@ em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *pp, em_err *err) {
         c->moe_w = malloc(B * K * sizeof(float));
         c->moe_idx = malloc(2 * B * K * sizeof(int32_t));
         c->moe_out = malloc(B * K * E * sizeof(float));
-        if (!c->router || !c->moe_sel || !c->moe_w || !c->moe_idx || !c->moe_out) {
+        c->moe_in = malloc(B * K * E * sizeof(float));
+        if (!c->router || !c->moe_sel || !c->moe_w || !c->moe_idx || !c->moe_out || !c->moe_in) {
             em_fail(err, "out of memory for expert scratch (batch %u)", c->p.n_batch);
             goto fail;
         }
@@ -76,6 +79,6 @@ void em_ctx_free(em_ctx *c) {
     em_pool_free(c->pool);
     free(c->x); free(c->xb); free(c->q); free(c->k); free(c->v); free(c->att); free(c->hb); free(c->hb2);
     free(c->xq); free(c->scores); free(c->q16); free(c->attn_acc); free(c->logits); free(c->out_row); free(c->rows); free(c->ord_in); free(c->seq_cnt);
-    free(c->router); free(c->moe_sel); free(c->moe_w); free(c->moe_idx); free(c->moe_out); free(c->zeros);
+    free(c->router); free(c->moe_sel); free(c->moe_w); free(c->moe_idx); free(c->moe_out); free(c->moe_in); free(c->zeros);
     free(c);
 }

@@ -62,6 +62,7 @@ typedef struct em_ctx {
     float *moe_w;           /* [n_batch][n_expert_used] their weights */
     int32_t *moe_idx;       /* [2][n_batch * n_expert_used] gather/scatter rows */
     float *moe_out;         /* [n_batch * n_expert_used][n_embd] */
+    float *moe_in;          /* [n_batch * n_expert_used][n_embd] weighted expert inputs (sigmoid gating) */
     uint8_t *zeros;         /* n_batch * max(1, n_expert_used) zero bytes (single-token order) */
     uint64_t expert_bytes;  /* expert weight bytes read by the last decode (debug counter) */
     float router_margin;    /* smallest gap between the last chosen and the best unchosen expert probability in the last decode (INFINITY if dense) */

@@ -138,6 +138,33 @@ static void rope_apply(const em_model *m, float *v, int n_heads, const float *cs
     }
 }
 
+/* RMS norm without a weight (Llama 4's L2 norm of Q and K per head). */
+static void rmsnorm_plain(float *x, int64_t n, float eps) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)(x[i] * x[i]);
+    const float mean = (float)(sum / (double)n);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = 0; i < n; i++) x[i] *= scale;
+}
+
+/* RoPE, or on no-RoPE layers the attention temperature (q only), then the
+ * optional Q/K norm, in llama.cpp's order. v holds n_heads heads. */
+static void pos_encode(const em_model *m, const em_layer *L, float *v, int n_heads, int32_t pos, bool is_q,
+                       float *cs, float *sn) {
+    const em_arch *a = m->arch;
+    const uint32_t hd = m->hp.head_dim;
+    if (L->use_rope) {
+        rope_cache(m, pos, cs, sn);
+        rope_apply(m, v, n_heads, cs, sn);
+        if (a->qk_norm_rope_layers)
+            for (int h = 0; h < n_heads; h++) rmsnorm_plain(v + (size_t)h * hd, hd, m->hp.rms_eps);
+    } else if (is_q && a->attn_temp_scale > 0.0f) {
+        const float scale =
+            (float)(log(floor(((float)pos + 1.0f) / a->attn_temp_floor_scale) + 1.0) * a->attn_temp_scale + 1.0);
+        for (size_t i = 0; i < (size_t)n_heads * hd; i++) v[i] *= scale;
+    }
+}
+
 /* ---- attention ----
  * llama.cpp (flash attention off) computes KQ = K^T q and KQV = V p with
  * ggml mul_mat: for prompt batches through tinyBLAS ("gemm" order), for
@@ -247,8 +274,11 @@ static void attn_worker(void *arg, int ith, int nth) {
         if (f16)
             for (int d = 0; d < hd; d++) q16[d] = em_f32_to_f16(q[d]);
         const int n_kv = pos + 1;
+        const int chunk = c->m->layers[t->il].chunk;
+        const int j0 = chunk ? pos / chunk * chunk : 0; /* chunked layers see only their chunk */
         float mx = -INFINITY;
-        for (int j = 0; j < n_kv; j++) {
+        for (int j = 0; j < j0; j++) sc[j] = -INFINITY;
+        for (int j = j0; j < n_kv; j++) {
             const size_t slot = em_kv_slot(&c->kv, seq, j) + (size_t)kvh * hd;
             float s;
             if (f16) {
@@ -283,15 +313,16 @@ static void swiglu(float *g, const float *u, int n_rows, size_t n) {
 
 /* ---- FFN variants: output in c->xb (n rows of n_embd) ---- */
 
-static void ffn_dense(em_ctx *c, const em_layer *L, int n, const uint8_t *ord) {
-    const size_t E = c->m->hp.n_embd, F = c->m->hp.n_ff;
+static void ffn_dense(em_ctx *c, const em_weight *gate, const em_weight *up, const em_weight *down, int n,
+                      const uint8_t *ord) {
+    const size_t E = c->m->hp.n_embd, F = (size_t)gate->rows;
     size_t st;
-    const uint8_t *xq = prepare_act(c, &L->ffn_gate, c->xb, E, n, &st);
-    matmul_prepared(c, &L->ffn_gate, xq, st, n, c->hb, F, ord);
-    if (L->ffn_up.tt->vec_dot_type != L->ffn_gate.tt->vec_dot_type) xq = prepare_act(c, &L->ffn_up, c->xb, E, n, &st);
-    matmul_prepared(c, &L->ffn_up, xq, st, n, c->hb2, F, ord);
+    const uint8_t *xq = prepare_act(c, gate, c->xb, E, n, &st);
+    matmul_prepared(c, gate, xq, st, n, c->hb, F, ord);
+    if (up->tt->vec_dot_type != gate->tt->vec_dot_type) xq = prepare_act(c, up, c->xb, E, n, &st);
+    matmul_prepared(c, up, xq, st, n, c->hb2, F, ord);
     swiglu(c->hb, c->hb2, n, F);
-    matmul(c, &L->ffn_down, c->hb, F, n, c->xb, E, ord);
+    matmul(c, down, c->hb, F, n, c->xb, E, ord);
 }
 
 /* Expert e's matrix of a stacked [cols, rows, n_expert] tensor. */
@@ -328,20 +359,25 @@ static void experts_matmul(em_ctx *c, const em_weight *stack, const uint8_t *xq,
 
 static void ffn_moe(em_ctx *c, const em_layer *L, int n, const uint8_t *ord) {
     const em_hparams *hp = &c->m->hp;
+    const em_arch *a = c->m->arch;
     const size_t E = hp->n_embd, FE = hp->n_ff_exp;
     const int X = (int)hp->n_expert, K = (int)hp->n_expert_used;
-    /* router: softmax over experts, top-K (ties toward the lower id), the
-     * chosen probabilities renormalized to sum to 1 (Mixtral) */
+    const bool sigmoid = a->gating == EM_GATE_SIGMOID_INPUT;
+    /* router: Mixtral: softmax, top-K by probability, chosen weights
+     * renormalized; Llama 4: top-K by logit, weight = sigmoid(logit). Ties go
+     * to the lower expert id. */
     matmul(c, &L->ffn_gate_inp, c->xb, E, n, c->router, (size_t)X, ord);
     int32_t *sel = c->moe_sel;
     float *wts = c->moe_w;
     for (int t = 0; t < n; t++) {
         float *p = c->router + (size_t)t * X;
-        float mx = -INFINITY;
-        for (int e = 0; e < X; e++) mx = p[e] > mx ? p[e] : mx;
-        const double sum = em_ggml_softmax_exp(X, p, p, mx);
-        const float inv = (float)(1.0 / sum);
-        for (int e = 0; e < X; e++) p[e] *= inv;
+        if (!sigmoid) {
+            float mx = -INFINITY;
+            for (int e = 0; e < X; e++) mx = p[e] > mx ? p[e] : mx;
+            const double sum = em_ggml_softmax_exp(X, p, p, mx);
+            const float inv = (float)(1.0 / sum);
+            for (int e = 0; e < X; e++) p[e] *= inv;
+        }
         for (int k = 0; k < K; k++) {
             int best = -1;
             for (int e = 0; e < X; e++) {
@@ -350,7 +386,7 @@ static void ffn_moe(em_ctx *c, const em_layer *L, int n, const uint8_t *ord) {
                 if (!taken && (best < 0 || p[e] > p[best])) best = e;
             }
             sel[t * K + k] = best;
-            wts[t * K + k] = p[best];
+            wts[t * K + k] = sigmoid ? 1.0f / (1.0f + expf(-p[best])) : p[best];
         }
         /* how close the choice was: last chosen vs best unchosen */
         float runner = -INFINITY;
@@ -360,28 +396,50 @@ static void ffn_moe(em_ctx *c, const em_layer *L, int n, const uint8_t *ord) {
             if (!taken && p[e] > runner) runner = p[e];
         }
         if (p[sel[t * K + K - 1]] - runner < c->router_margin) c->router_margin = p[sel[t * K + K - 1]] - runner;
-        double ws = 0.0;
-        for (int k = 0; k < K; k++) ws += (double)wts[t * K + k];
-        const float wsf = (float)ws;
-        for (int k = 0; k < K; k++) wts[t * K + k] /= wsf;
+        if (!sigmoid) {
+            double ws = 0.0;
+            for (int k = 0; k < K; k++) ws += (double)wts[t * K + k];
+            const float wsf = (float)ws;
+            for (int k = 0; k < K; k++) wts[t * K + k] /= wsf;
+        }
     }
     size_t st;
-    const uint8_t *xq = prepare_act(c, &L->ffn_up_exps, c->xb, E, n, &st);
-    experts_matmul(c, &L->ffn_up_exps, xq, st, sel, n, K, false, c->hb2, FE);
-    if (L->ffn_gate_exps.tt->vec_dot_type != L->ffn_up_exps.tt->vec_dot_type)
-        xq = prepare_act(c, &L->ffn_gate_exps, c->xb, E, n, &st);
-    experts_matmul(c, &L->ffn_gate_exps, xq, st, sel, n, K, false, c->hb, FE);
+    const uint8_t *xq;
+    if (sigmoid) {
+        /* the weight scales each chosen expert's input */
+        for (int j = 0; j < n * K; j++)
+            for (size_t d = 0; d < E; d++) c->moe_in[(size_t)j * E + d] = c->xb[(size_t)(j / K) * E + d] * wts[j];
+        xq = prepare_act(c, &L->ffn_up_exps, c->moe_in, E, n * K, &st);
+        experts_matmul(c, &L->ffn_up_exps, xq, st, sel, n, K, true, c->hb2, FE);
+        if (L->ffn_gate_exps.tt->vec_dot_type != L->ffn_up_exps.tt->vec_dot_type)
+            xq = prepare_act(c, &L->ffn_gate_exps, c->moe_in, E, n * K, &st);
+        experts_matmul(c, &L->ffn_gate_exps, xq, st, sel, n, K, true, c->hb, FE);
+    } else {
+        xq = prepare_act(c, &L->ffn_up_exps, c->xb, E, n, &st);
+        experts_matmul(c, &L->ffn_up_exps, xq, st, sel, n, K, false, c->hb2, FE);
+        if (L->ffn_gate_exps.tt->vec_dot_type != L->ffn_up_exps.tt->vec_dot_type)
+            xq = prepare_act(c, &L->ffn_gate_exps, c->xb, E, n, &st);
+        experts_matmul(c, &L->ffn_gate_exps, xq, st, sel, n, K, false, c->hb, FE);
+    }
     swiglu(c->hb, c->hb2, n * K, FE);
     xq = prepare_act(c, &L->ffn_down_exps, c->hb, FE, n * K, &st);
     experts_matmul(c, &L->ffn_down_exps, xq, st, sel, n, K, true, c->moe_out, E);
-    /* weight each expert's output, then add them in choice order */
+    /* (Mixtral: weight each expert's output,) add them in choice order; the
+     * sum lands in row t*K of moe_out */
     for (int t = 0; t < n; t++) {
-        float *y = c->xb + (size_t)t * E;
+        float *o = c->moe_out + (size_t)t * K * E;
         for (size_t d = 0; d < E; d++) {
-            float acc = c->moe_out[((size_t)t * K) * E + d] * wts[t * K];
-            for (int k = 1; k < K; k++) acc += c->moe_out[((size_t)t * K + k) * E + d] * wts[t * K + k];
-            y[d] = acc;
+            float acc = sigmoid ? o[d] : o[d] * wts[t * K];
+            for (int k = 1; k < K; k++) acc += sigmoid ? o[(size_t)k * E + d] : o[(size_t)k * E + d] * wts[t * K + k];
+            o[d] = acc;
         }
+    }
+    if (a->shared_expert) {
+        ffn_dense(c, &L->ffn_gate_shexp, &L->ffn_up_shexp, &L->ffn_down_shexp, n, ord);
+        for (int t = 0; t < n; t++)
+            for (size_t d = 0; d < E; d++) c->xb[(size_t)t * E + d] = c->moe_out[(size_t)t * K * E + d] + c->xb[(size_t)t * E + d];
+    } else {
+        for (int t = 0; t < n; t++) memcpy(c->xb + (size_t)t * E, c->moe_out + (size_t)t * K * E, E * sizeof(float));
     }
 }
 
@@ -498,22 +556,15 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
                 matmul_prepared(c, &L->wq, xq, st, n, c->q, Q, ord_rows);
             }
             /* store K/V of all entries, then continue with the n rows */
-            for (int i = 0; i < B; i++) {
-                rope_cache(m, b->pos[i], cs, sn);
-                rope_apply(m, c->k + (size_t)i * KV, (int)hp->n_head_kv, cs, sn);
-            }
-            for (int r = 0; r < n; r++) {
-                rope_cache(m, b->pos[rows[r]], cs, sn);
-                rope_apply(m, c->q + (size_t)r * Q, (int)hp->n_head, cs, sn);
-            }
+            for (int i = 0; i < B; i++) pos_encode(m, L, c->k + (size_t)i * KV, (int)hp->n_head_kv, b->pos[i], false, cs, sn);
+            for (int r = 0; r < n; r++) pos_encode(m, L, c->q + (size_t)r * Q, (int)hp->n_head, b->pos[rows[r]], true, cs, sn);
             n_rows = n;
         } else {
             if (L->wq.tt->vec_dot_type != L->wv.tt->vec_dot_type) xq = prepare_act(c, &L->wq, c->xb, E, n_rows, &st);
             matmul_prepared(c, &L->wq, xq, st, n_rows, c->q, Q, c->ord_in);
             for (int i = 0; i < B; i++) {
-                rope_cache(m, b->pos[i], cs, sn);
-                rope_apply(m, c->q + (size_t)i * Q, (int)hp->n_head, cs, sn);
-                rope_apply(m, c->k + (size_t)i * KV, (int)hp->n_head_kv, cs, sn);
+                pos_encode(m, L, c->q + (size_t)i * Q, (int)hp->n_head, b->pos[i], true, cs, sn);
+                pos_encode(m, L, c->k + (size_t)i * KV, (int)hp->n_head_kv, b->pos[i], false, cs, sn);
             }
         }
         /* write K/V into the cache */
@@ -544,7 +595,7 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
             rmsnorm(c->xb + (size_t)r * E, c->x + (size_t)r * E, (const float *)L->ffn_norm.data, (int64_t)E,
                     hp->rms_eps);
         if (L->is_moe) ffn_moe(c, L, n_rows, ord_ffn);
-        else ffn_dense(c, L, n_rows, ord_ffn);
+        else ffn_dense(c, &L->ffn_gate, &L->ffn_up, &L->ffn_down, n_rows, ord_ffn);
         for (size_t j = 0; j < (size_t)n_rows * E; j++) c->x[j] += c->xb[j];
     }
     for (int32_t s = 0; s < c->p.n_seqs; s++)

@@ -35,6 +35,10 @@ typedef struct em_layer {
      * stacked experts, n_mat = n_expert */
     bool is_moe;
     em_weight ffn_gate_inp, ffn_gate_exps, ffn_up_exps, ffn_down_exps;
+    em_weight ffn_gate_shexp, ffn_up_shexp, ffn_down_shexp; /* shared expert (arch->shared_expert) */
+    /* attention pattern of this layer (from the architecture options) */
+    bool use_rope;
+    int chunk;                /* attend within chunks of this many positions; 0: full */
 } em_layer;
 
 typedef struct em_hparams {
@@ -46,6 +50,7 @@ typedef struct em_hparams {
     uint32_t n_expert;     /* 0: dense */
     uint32_t n_expert_used;
     uint32_t n_ff_exp;     /* expert FFN width */
+    uint32_t moe_step;     /* layer il is MoE if (il + 1) % moe_step == 0 */
     uint32_t n_head, n_head_kv;
     uint32_t head_dim;     /* key/value length per head */
     uint32_t n_rot;        /* rotated dimensions per head (even, <= head_dim) */

@@ -123,6 +123,10 @@ static int load_hparams(em_model *m, em_err *err) {
         if (get_hp_u32(g, a, "expert_used_count", &hp->n_expert_used, false, 1, hp->n_expert, err)) return -1;
         hp->n_ff_exp = hp->n_ff;
         if (get_hp_u32(g, a, "expert_feed_forward_length", &hp->n_ff_exp, true, 1, MAX_FF, err)) return -1;
+        hp->moe_step = 1;
+        if (a->moe_step_key &&
+            get_hp_u32(g, a, "interleave_moe_layer_step", &hp->moe_step, true, 1, MAX_LAYERS, err))
+            return -1;
     }
     hp->rms_eps = a->default_rms_eps;
     if (get_hp_f32(g, a, "attention.layer_norm_rms_epsilon", &hp->rms_eps, err)) return -1;
@@ -179,7 +183,9 @@ static int bind_weights(em_model *m, em_err *err) {
         B(wv, "attn_v", E, KV, true);
         B(wo, "attn_output", Q, E, true);
         B(ffn_norm, "ffn_norm", E, 0, false);
-        L->is_moe = hp->n_expert > 0;
+        L->is_moe = hp->n_expert > 0 && (il + 1) % hp->moe_step == 0;
+        L->use_rope = !(m->arch->no_rope_every && (il + 1) % (uint32_t)m->arch->no_rope_every == 0);
+        L->chunk = L->use_rope ? m->arch->chunk_size : 0;
         if (!L->is_moe) {
             B(ffn_gate, "ffn_gate", E, F, true);
             B(ffn_up, "ffn_up", E, F, true);
@@ -194,6 +200,11 @@ static int bind_weights(em_model *m, em_err *err) {
             BX(ffn_up_exps, "ffn_up_exps", E, FE);
             BX(ffn_down_exps, "ffn_down_exps", FE, E);
 #undef BX
+            if (m->arch->shared_expert) {
+                B(ffn_gate_shexp, "ffn_gate_shexp", E, FE, true);
+                B(ffn_up_shexp, "ffn_up_shexp", E, FE, true);
+                B(ffn_down_shexp, "ffn_down_shexp", FE, E, true);
+            }
         }
 #undef B
     }

@@ -58,6 +58,8 @@ typedef struct ember_ctx_params {
 ember_ctx *ember_ctx_new(const ember_model *m, const ember_ctx_params *p, ember_error *err);
 void ember_ctx_free(ember_ctx *c);
 uint32_t ember_ctx_n_ctx(const ember_ctx *c);
+uint32_t ember_ctx_n_batch(const ember_ctx *c);
+const ember_model *ember_ctx_model(const ember_ctx *c);
 
 typedef struct ember_batch {
     int32_t n;
@@ -123,6 +125,55 @@ typedef bool (*ember_text_cb)(const char *text, size_t len, void *user);
 int ember_generate(ember_ctx *c, ember_sampler *s, const int32_t *prompt, size_t n_prompt, int32_t n_predict,
                    const char *const *stops, size_t n_stops, ember_text_cb cb, void *user, ember_gen_stats *stats,
                    ember_error *err);
+
+/* ---- contemplation: N reasoning branches over one prefilled prompt ----
+ * The prompt is evaluated once (sequence 0); branches 1..N-1 fork it and
+ * share its KV blocks; all running branches decode together, one batch per
+ * step, each with its own sampler (seed + branch index), until end of text,
+ * a stop string or max_branch_tokens. With early_stop and vote aggregation,
+ * the remaining branches are cancelled once the leading answer cannot be
+ * overtaken. Needs a context with n_seqs >= n_branches. */
+typedef enum { EMBER_AGG_VOTE = 0, EMBER_AGG_BEST = 1, EMBER_AGG_SYNTHESIZE = 2 } ember_aggregate;
+
+typedef struct ember_contemplate_params {
+    int32_t n_branches;
+    int32_t max_branch_tokens;
+    ember_aggregate aggregate;
+    bool early_stop;
+    ember_sampler_params sampling;   /* branch i samples with seed sampling.seed + i */
+    const char *const *stops;
+    size_t n_stops;
+    int32_t synth_max_tokens;        /* synthesize: greedy tokens of the final pass (0: 64) */
+} ember_contemplate_params;
+
+typedef struct ember_branch {
+    char *text;                      /* generated text (malloc'ed, NUL-terminated) */
+    size_t len;
+    int32_t n_tokens;
+    double mean_logprob;             /* mean log p of the sampled tokens */
+    const char *finish;              /* "eos", "stop", "length", "cancelled" */
+    char answer[256];                /* extracted, normalized final answer ("" if none) */
+} ember_branch;
+
+typedef struct ember_contemplation {
+    char *answer;                    /* aggregated answer (malloc'ed) */
+    int32_t winner;                  /* branch the answer came from (-1: synthesized or none) */
+    double agreement;                /* branches agreeing with the answer / n_branches */
+    int32_t n_branches;
+    ember_branch *branches;
+    int32_t n_prompt;
+    int32_t tokens_generated;        /* all branches (+ the synthesis pass) */
+    int32_t kv_blocks_peak;          /* most KV blocks in use at once */
+    double ms;
+} ember_contemplation;
+
+/* Called for every piece of branch text as it becomes final, and once with
+ * finished=true (piece NULL) when the branch ends. */
+typedef void (*ember_branch_cb)(int32_t branch, const char *piece, size_t len, bool finished, void *user);
+
+int ember_contemplate(ember_ctx *c, const int32_t *prompt, size_t n_prompt, const ember_contemplate_params *p,
+                      ember_branch_cb cb, void *user, ember_contemplation *out, ember_error *err);
+void ember_contemplation_free(ember_contemplation *r);
 
 /* Which SIMD kernels are in use ("avx2", "scalar"). */
 const char *ember_kernels(void);

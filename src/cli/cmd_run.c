@@ -25,7 +25,91 @@ static void help(void) {
            "  --seed S       RNG seed (default: from the clock)\n"
            "  --stop TEXT    stop when TEXT is generated (repeatable)\n"
            "  --no-bos       do not add the BOS token\n"
+           "  --contemplate N      decode N reasoning branches over one prefilled prompt and aggregate them\n"
+           "  --aggregate vote|best|synthesize   how (default vote: majority of extracted answers)\n"
+           "  --branch-tokens N    token budget per branch (default: -n)\n"
+           "  --no-early-stop      run every branch to the end even when the vote is decided\n"
            "  --quiet        no timings on stderr\n" CLI_MODEL_HELP);
+}
+
+typedef struct {
+    ember_contemplation *live; /* unused: branches are printed when done */
+    char **text;
+    size_t *len;
+    int n;
+} branch_print;
+
+static void on_branch(int32_t i, const char *piece, size_t len, bool finished, void *user) {
+    branch_print *bp = user;
+    if (!finished) {
+        char *t = realloc(bp->text[i], bp->len[i] + len + 1);
+        if (!t) return;
+        memcpy(t + bp->len[i], piece, len);
+        bp->len[i] += len;
+        t[bp->len[i]] = 0;
+        bp->text[i] = t;
+        return;
+    }
+    printf("--- branch %d/%d ---\n%s\n", i + 1, bp->n, bp->text[i] ? bp->text[i] : "");
+    fflush(stdout);
+}
+
+static int run_contemplate(cli_model_opts *mo, const char *prompt, bool add_bos, const ember_sampler_params *sp,
+                           long n_branches, const char *aggregate, long branch_tokens, bool early, const char **stops,
+                           size_t n_stops, bool quiet) {
+    ember_contemplate_params cp = {.n_branches = (int32_t)n_branches, .max_branch_tokens = (int32_t)branch_tokens,
+                                   .early_stop = early, .sampling = *sp, .stops = stops, .n_stops = n_stops};
+    if (!strcmp(aggregate, "vote")) cp.aggregate = EMBER_AGG_VOTE;
+    else if (!strcmp(aggregate, "best")) cp.aggregate = EMBER_AGG_BEST;
+    else if (!strcmp(aggregate, "synthesize")) cp.aggregate = EMBER_AGG_SYNTHESIZE;
+    else return cli_error("--aggregate: '%s' is not vote, best or synthesize", aggregate);
+    ember_model *m;
+    ember_ctx *c;
+    double load_ms;
+    if (cli_load(mo, (int32_t)n_branches, &m, &c, &load_ms)) return 1;
+    ember_error err;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    int rc = 1;
+    ember_contemplation r = {0};
+    branch_print bp = {NULL, calloc((size_t)n_branches, sizeof(char *)), calloc((size_t)n_branches, sizeof(size_t)),
+                       (int)n_branches};
+    if (!bp.text || !bp.len) { cli_error("out of memory"); goto out; }
+    if (ember_tokenize(m, prompt, strlen(prompt), add_bos, false, &ids, &n_ids, &err)) {
+        cli_error("tokenize: %s", err.msg);
+        goto out;
+    }
+    if (n_ids >= ember_ctx_n_ctx(c)) {
+        cli_error("run: prompt is %zu tokens, longer than the context of %u (use -c)", n_ids, ember_ctx_n_ctx(c));
+        goto out;
+    }
+    if (!quiet)
+        fprintf(stderr, "ember: %s, contemplating with %ld branches (%s), seed %llu\n", ember_model_desc(m), n_branches,
+                aggregate, (unsigned long long)sp->seed);
+    if (ember_contemplate(c, ids, n_ids, &cp, on_branch, &bp, &r, &err)) {
+        cli_error("%s", err.msg);
+        goto out;
+    }
+    int agree = (int)(r.agreement * r.n_branches + 0.5);
+    printf("=== answer (%s, %d/%d branches agree): %s\n", aggregate, agree, r.n_branches, r.answer);
+    if (!quiet) {
+        for (int32_t i = 0; i < r.n_branches; i++)
+            fprintf(stderr, "ember: branch %d: %s, %d tokens, mean logprob %.3f, answer '%s'\n", i + 1,
+                    r.branches[i].finish, r.branches[i].n_tokens, r.branches[i].mean_logprob, r.branches[i].answer);
+        fprintf(stderr, "ember: %d prompt tokens once, %d generated, %.1f ms, %.1f tok/s, peak KV blocks %d\n",
+                r.n_prompt, r.tokens_generated, r.ms, r.ms > 0 ? r.tokens_generated * 1e3 / r.ms : 0.0,
+                r.kv_blocks_peak);
+    }
+    rc = 0;
+out:
+    for (long i = 0; bp.text && i < n_branches; i++) free(bp.text[i]);
+    free(bp.text);
+    free(bp.len);
+    ember_contemplation_free(&r);
+    free(ids);
+    ember_ctx_free(c);
+    ember_model_free(m);
+    return rc;
 }
 
 static bool emit(const char *text, size_t len, void *user) {
@@ -43,8 +127,9 @@ int cmd_run(int argc, char **argv) {
     const char *prompt = NULL, *prompt_file = NULL;
     const char *stops[MAX_STOPS];
     size_t n_stops = 0;
-    long n_predict = 256;
-    bool add_bos = true, quiet = false;
+    long n_predict = 256, n_branches = 0, branch_tokens = 0;
+    bool add_bos = true, quiet = false, early = true;
+    const char *aggregate = "vote";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = cli_model_opt(&mo, argc, argv, &i);
@@ -84,6 +169,14 @@ int cmd_run(int argc, char **argv) {
             if (n_stops == MAX_STOPS) return cli_error("--stop: at most %d stop strings", MAX_STOPS);
             if (!*v || strlen(v) > 256) return cli_error("--stop: stop strings must be 1..256 bytes");
             stops[n_stops++] = v;
+        } else if (!strcmp(a, "--contemplate")) {
+            if (!(v = arg_value(argc, argv, &i)) || arg_long(a, v, 1, 64, &n_branches)) return 1;
+        } else if (!strcmp(a, "--aggregate")) {
+            if (!(aggregate = arg_value(argc, argv, &i))) return 1;
+        } else if (!strcmp(a, "--branch-tokens")) {
+            if (!(v = arg_value(argc, argv, &i)) || arg_long(a, v, 1, 1 << 20, &branch_tokens)) return 1;
+        } else if (!strcmp(a, "--no-early-stop")) {
+            early = false;
         } else if (!strcmp(a, "--no-bos")) {
             add_bos = false;
         } else if (!strcmp(a, "--quiet")) {
@@ -116,6 +209,13 @@ int cmd_run(int argc, char **argv) {
         prompt = file_text;
     }
     if (!prompt) return cli_error("run: no prompt (use -p TEXT or -f FILE)");
+    if (n_branches > 0) {
+        int rc = run_contemplate(&mo, prompt, add_bos, &sp, n_branches, aggregate,
+                                 branch_tokens ? branch_tokens : (n_predict > 0 ? n_predict : 256), early, stops, n_stops,
+                                 quiet);
+        free(file_text);
+        return rc;
+    }
 
     ember_model *m;
     ember_ctx *c;

@@ -97,6 +97,8 @@ void ember_ctx_free(ember_ctx *c) {
 }
 
 uint32_t ember_ctx_n_ctx(const ember_ctx *c) { return c->c->p.n_ctx; }
+uint32_t ember_ctx_n_batch(const ember_ctx *c) { return c->c->p.n_batch; }
+const ember_model *ember_ctx_model(const ember_ctx *c) { return c->model; }
 
 int ember_decode(ember_ctx *c, const ember_batch *b, ember_error *err) {
     em_batch ib = {b->n, b->token, b->pos, b->seq, b->want_logits, b->prefill};

@@ -21,6 +21,14 @@
  *    for F32/F16, AVX512_BF16 vdpbf16ps for BF16, ggml's AVX2 kernels for
  *    the quantized types): identical bits again. This is what makes the
  *    engine's logits match llama.cpp's.
+ *  - K-quants (Q2_K..Q6_K, Q8_K activations): hand-made super-blocks
+ *    dequantize to hand-computed values and dot to exact sums; the Q8_K
+ *    quantizer (quantize_row_q8_K_ref) on hand vectors, and its AVX2
+ *    version byte-identical to the scalar one on random and adversarial
+ *    data; round-trip error bounds; the dots at n = 256..11008 against the
+ *    double reference, AVX2 against scalar, and both against an emulation
+ *    of ggml's kernels (above); the weight quantizers byte-identical to what
+ *    llama-quantize wrote into the shared K-quant models.
  *
  * Tolerance against the double reference (float summation is the only
  * difference): with A = sum |w_i * x_i| over the dequantized operands, a
@@ -45,6 +53,7 @@
 #endif
 
 #include "base/half.h"
+#include "gguf/gguf.h"
 #include "tensor/quant.h"
 #include "tensor/types.h"
 
@@ -112,6 +121,10 @@ static const uint32_t weight_types[] = {EM_TYPE_F32, EM_TYPE_F16, EM_TYPE_BF16, 
 
 static bool is_block_type(uint32_t t) { return t != EM_TYPE_F32 && t != EM_TYPE_F16 && t != EM_TYPE_BF16; }
 
+/* K-quant weight types (super-blocks of 256, activations Q8_K) */
+static const uint32_t k_types[] = {EM_TYPE_Q2_K, EM_TYPE_Q3_K, EM_TYPE_Q4_K, EM_TYPE_Q5_K, EM_TYPE_Q6_K};
+#define N_K_TYPES (sizeof k_types / sizeof k_types[0])
+
 /* ------------------------------------------------------------ type table */
 
 static void test_table(void **state) {
@@ -120,6 +133,8 @@ static void test_table(void **state) {
         {EM_TYPE_F32, EM_TYPE_F32},   {EM_TYPE_F16, EM_TYPE_F16},   {EM_TYPE_BF16, EM_TYPE_BF16},
         {EM_TYPE_Q8_0, EM_TYPE_Q8_0}, {EM_TYPE_Q4_0, EM_TYPE_Q8_0}, {EM_TYPE_Q5_0, EM_TYPE_Q8_0},
         {EM_TYPE_Q4_1, EM_TYPE_Q8_1}, {EM_TYPE_Q5_1, EM_TYPE_Q8_1}, {EM_TYPE_Q8_1, EM_TYPE_Q8_1},
+        {EM_TYPE_Q2_K, EM_TYPE_Q8_K}, {EM_TYPE_Q3_K, EM_TYPE_Q8_K}, {EM_TYPE_Q4_K, EM_TYPE_Q8_K},
+        {EM_TYPE_Q5_K, EM_TYPE_Q8_K}, {EM_TYPE_Q6_K, EM_TYPE_Q8_K}, {EM_TYPE_Q8_K, EM_TYPE_Q8_K},
     };
     for (int pass = 0; pass < 2; pass++) {
         em_kernels_force_scalar(pass == 0);
@@ -144,9 +159,11 @@ static void test_table(void **state) {
         }
     }
     em_kernels_force_scalar(false);
-    static const uint32_t unsupported[] = {EM_TYPE_Q4_K, EM_TYPE_Q2_K, EM_TYPE_Q6_K, EM_TYPE_Q8_K,
-                                           EM_TYPE_IQ4_NL, EM_TYPE_I8, EM_TYPE_I32, EM_TYPE_F64,
-                                           EM_TYPE_MXFP4, 4, 5, EM_TYPE_COUNT, 1000, UINT32_MAX};
+    static const uint32_t unsupported[] = {EM_TYPE_IQ2_XXS, EM_TYPE_IQ2_XS, EM_TYPE_IQ3_XXS, EM_TYPE_IQ1_S,
+                                           EM_TYPE_IQ4_NL, EM_TYPE_IQ3_S, EM_TYPE_IQ2_S, EM_TYPE_IQ4_XS,
+                                           EM_TYPE_IQ1_M, EM_TYPE_TQ1_0, EM_TYPE_TQ2_0, EM_TYPE_I8,
+                                           EM_TYPE_I32, EM_TYPE_F64, EM_TYPE_MXFP4, 4, 5, EM_TYPE_COUNT,
+                                           1000, UINT32_MAX};
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
         assert_null(em_type_traits_get(unsupported[i]));
         assert_null(em_type_traits_scalar(unsupported[i]));
@@ -664,6 +681,7 @@ static void dot_case_free(dot_case *c) {
 
 static const int64_t block_lengths[] = {32, 256, 4096, 11008};
 static const int64_t float_lengths[] = {1, 7, 32, 37, 256, 1000, 4096, 11008};
+static const int64_t k_lengths[] = {256, 512, 768, 1024, 2048, 4096, 8192, 11008};
 
 static void run_dot_cases(void (*check)(dot_case *)) {
     for (size_t ti = 0; ti < N_WEIGHT_TYPES; ti++) {
@@ -678,6 +696,13 @@ static void run_dot_cases(void (*check)(dot_case *)) {
             dot_case_free(&c);
         }
     }
+    for (size_t ti = 0; ti < N_K_TYPES; ti++)
+        for (size_t li = 0; li < sizeof k_lengths / sizeof *k_lengths; li++) {
+            dot_case c;
+            dot_case_make(&c, k_types[ti], k_lengths[li], 5000 + 31 * ti + li);
+            check(&c);
+            dot_case_free(&c);
+        }
 }
 
 static void check_vs_reference(dot_case *c) {
@@ -749,7 +774,10 @@ static int weight_int(uint32_t type, const uint8_t *blk, int e) {
     }
 }
 
+static float emulate_oracle_k(const dot_case *c);
+
 static float emulate_oracle(const dot_case *c) {
+    if (c->wt->vec_dot_type == EM_TYPE_Q8_K) return emulate_oracle_k(c);
     const int64_t n = c->n;
     const float *w = c->wd, *x = c->xd; /* exact values of the operands */
     if (c->type == EM_TYPE_BF16) {
@@ -826,6 +854,491 @@ static void test_vec_dot_oracle_order(void **state) {
     run_dot_cases(check_oracle_order);
 }
 
+/* ------------------------------------------------------------ K-quants */
+
+/* Raw byte offsets of the K-quant blocks (ggml-common.h). */
+enum {
+    Q2K_SCALES = 0, Q2K_QS = 16, Q2K_D = 80, Q2K_DMIN = 82,
+    Q3K_HMASK = 0, Q3K_QS = 32, Q3K_SCALES = 96, Q3K_D = 108,
+    Q4K_D = 0, Q4K_DMIN = 2, Q4K_SCALES = 4, Q4K_QS = 16,
+    Q5K_D = 0, Q5K_DMIN = 2, Q5K_SCALES = 4, Q5K_QH = 16, Q5K_QS = 48,
+    Q6K_QL = 0, Q6K_QH = 128, Q6K_SCALES = 192, Q6K_D = 208,
+    Q8K_D = 0, Q8K_QS = 4, Q8K_BSUMS = 260,
+};
+
+static int16_t rdi16(const uint8_t *p) { return (int16_t)rd16(p); }
+
+/* A super-block by its parts: stored level q of each element (Q3_K: 0..7,
+ * value q - 4; Q6_K: 0..63, value q - 32), the stored scale and min code of
+ * each sub-block (Q3_K: 0..63, value sc - 32; Q6_K: int8), d and dmin. */
+typedef struct {
+    uint16_t d, dmin;
+    int sc[16], m[16];
+    int q[256];
+} kspec;
+
+static int k_sub(uint32_t type) { return type == EM_TYPE_Q4_K || type == EM_TYPE_Q5_K ? 32 : 16; }
+
+/* Packs a kspec into ggml's bytes, written from the format description. */
+static void k_encode(uint32_t type, const kspec *k, uint8_t *b) {
+    memset(b, 0, em_type_traits_scalar(type)->bytes);
+    for (int e = 0; e < 256; e++) {
+        const int q = k->q[e], half = e / 128, quarter = (e % 128) / 32, l = e % 32;
+        switch (type) {
+        case EM_TYPE_Q2_K: b[Q2K_QS + 32 * half + l] |= (uint8_t)(q << (2 * quarter)); break;
+        case EM_TYPE_Q3_K:
+            b[Q3K_QS + 32 * half + l] |= (uint8_t)((q & 3) << (2 * quarter));
+            b[Q3K_HMASK + l] |= (uint8_t)((q >> 2) << (4 * half + quarter));
+            break;
+        case EM_TYPE_Q4_K: b[Q4K_QS + 32 * (e / 64) + l] |= (uint8_t)(q << (4 * ((e % 64) / 32))); break;
+        case EM_TYPE_Q5_K:
+            b[Q5K_QS + 32 * (e / 64) + l] |= (uint8_t)((q & 15) << (4 * ((e % 64) / 32)));
+            b[Q5K_QH + l] |= (uint8_t)((q >> 4) << (2 * (e / 64) + (e % 64) / 32));
+            break;
+        case EM_TYPE_Q6_K:
+            b[Q6K_QL + 64 * half + 32 * (quarter & 1) + l] |= (uint8_t)((q & 15) << (4 * (quarter >> 1)));
+            b[Q6K_QH + 32 * half + l] |= (uint8_t)((q >> 4) << (2 * quarter));
+            break;
+        default: fail();
+        }
+    }
+    switch (type) {
+    case EM_TYPE_Q2_K:
+        for (int j = 0; j < 16; j++) b[Q2K_SCALES + j] = (uint8_t)(k->sc[j] | (k->m[j] << 4));
+        wr16(b + Q2K_D, k->d), wr16(b + Q2K_DMIN, k->dmin);
+        break;
+    case EM_TYPE_Q3_K:
+        for (int j = 0; j < 16; j++) {
+            if (j < 8) b[Q3K_SCALES + j] |= (uint8_t)(k->sc[j] & 15);
+            else b[Q3K_SCALES + j - 8] |= (uint8_t)((k->sc[j] & 15) << 4);
+            b[Q3K_SCALES + 8 + j % 4] |= (uint8_t)((k->sc[j] >> 4) << (2 * (j / 4)));
+        }
+        wr16(b + Q3K_D, k->d);
+        break;
+    case EM_TYPE_Q4_K:
+    case EM_TYPE_Q5_K: {
+        uint8_t *s = b + Q4K_SCALES; /* same offset in both */
+        for (int j = 0; j < 4; j++) {
+            s[j] = (uint8_t)(k->sc[j] | ((k->sc[j + 4] >> 4) << 6));
+            s[j + 4] = (uint8_t)(k->m[j] | ((k->m[j + 4] >> 4) << 6));
+            s[j + 8] = (uint8_t)((k->sc[j + 4] & 15) | ((k->m[j + 4] & 15) << 4));
+        }
+        wr16(b + Q4K_D, k->d), wr16(b + Q4K_DMIN, k->dmin);
+        break;
+    }
+    case EM_TYPE_Q6_K:
+        for (int j = 0; j < 16; j++) b[Q6K_SCALES + j] = (uint8_t)(int8_t)k->sc[j];
+        wr16(b + Q6K_D, k->d);
+        break;
+    default: fail();
+    }
+}
+
+/* The value of element e, as ggml's dequantize_row_* computes it. */
+static float k_value(uint32_t type, const kspec *k, int e) {
+    const float d = em_f16_to_f32(k->d), dmin = em_f16_to_f32(k->dmin);
+    const int j = e / k_sub(type);
+    switch (type) {
+    case EM_TYPE_Q2_K:
+    case EM_TYPE_Q4_K:
+    case EM_TYPE_Q5_K: return d * (float)k->sc[j] * (float)k->q[e] - dmin * (float)k->m[j];
+    case EM_TYPE_Q3_K: return d * (float)(k->sc[j] - 32) * (float)(k->q[e] - 4);
+    case EM_TYPE_Q6_K: return d * (float)k->sc[j] * (float)(k->q[e] - 32);
+    default: fail(); return 0;
+    }
+}
+
+/* Hand-picked parts: extreme and mid levels, scales that need the high
+ * bits, negative Q6_K scales; `v` varies the pattern per block. */
+static void k_hand_spec(uint32_t type, int v, kspec *k) {
+    static const int sc6[16] = {0, 63, 32, 31, 33, 1, 62, 40, 20, 10, 50, 45, 5, 15, 25, 35};
+    static const int m6[16] = {0, 1, 5, 63, 16, 20, 2, 47, 9, 8, 7, 6, 5, 4, 3, 2};
+    static const int sc8[16] = {1, -1, 2, -3, 127, -128, 5, 0, 7, -7, 64, -64, 9, 10, -11, 12};
+    memset(k, 0, sizeof *k);
+    const int qmax = type == EM_TYPE_Q2_K ? 3 : type == EM_TYPE_Q3_K ? 7 : type == EM_TYPE_Q4_K ? 15
+                   : type == EM_TYPE_Q5_K ? 31 : 63;
+    for (int e = 0; e < 256; e++) k->q[e] = (e * (7 + 2 * v) + 3 * v + (e >> 5)) % (qmax + 1);
+    k->q[0] = qmax, k->q[1] = 0; /* both ends */
+    for (int j = 0; j < 16; j++) {
+        const int r = (j + 5 * v) % 16;
+        switch (type) {
+        case EM_TYPE_Q2_K: k->sc[j] = (j * 7 + v) % 16, k->m[j] = (15 - j + v) % 16; break;
+        case EM_TYPE_Q3_K: k->sc[j] = sc6[r]; break;
+        case EM_TYPE_Q4_K:
+        case EM_TYPE_Q5_K: k->sc[j] = sc6[r], k->m[j] = m6[r]; break; /* first 8 used */
+        case EM_TYPE_Q6_K: k->sc[j] = sc8[r]; break;
+        default: fail();
+        }
+    }
+    k->d = v ? 0x3c00 : 0x3800;    /* 1, 0.5 */
+    k->dmin = v ? 0x3000 : 0x3400; /* 0.125, 0.25 */
+}
+
+/* A hand activation block: d, qs[e] from a pattern, bsums summed here. */
+static void k_hand_act(uint8_t *b, float d, int v, float *xd) {
+    memcpy(b + Q8K_D, &d, 4);
+    for (int e = 0; e < 256; e++) {
+        const int q = (e * (37 + 4 * v) + 11 * v) % 255 - 127;
+        b[Q8K_QS + e] = (uint8_t)(int8_t)q;
+        xd[e] = d * (float)q;
+    }
+    for (int j = 0; j < 16; j++) {
+        int sum = 0;
+        for (int i = 0; i < 16; i++) sum += (int8_t)b[Q8K_QS + 16 * j + i];
+        wr16(b + Q8K_BSUMS + 2 * j, (uint16_t)(int16_t)sum);
+    }
+}
+
+/* Hand-made blocks dequantize to the hand-computed values, bit for bit, and
+ * their dot with a hand activation equals the exact sum (two super-blocks,
+ * each with its own scales, so the block stride is checked too). */
+static void test_k_layouts(void **state) {
+    (void)state;
+    for (size_t ti = 0; ti < N_K_TYPES; ti++) {
+        const uint32_t type = k_types[ti];
+        const em_type_traits *sc = em_type_traits_scalar(type), *vx = avx2_traits(type);
+        const size_t bs = sc->bytes;
+        _Alignas(16) uint8_t w[2 * 210], act[2 * 292];
+        float want[512], got[512], xd[512];
+        for (int v = 0; v < 2; v++) {
+            kspec k;
+            k_hand_spec(type, v, &k);
+            k_encode(type, &k, w + v * bs);
+            for (int e = 0; e < 256; e++) want[256 * v + e] = k_value(type, &k, e);
+            k_hand_act(act + 292 * v, v ? 0.25f : 0.5f, v, xd + 256 * v);
+        }
+        sc->to_f32(w, got, 512);
+        for (int i = 0; i < 512; i++)
+            if (f2u(got[i]) != f2u(want[i])) fail_msg("%s element %d: got %.9g want %.9g", sc->name, i, got[i], want[i]);
+        double ref = 0, abs_sum = 0;
+        for (int i = 0; i < 512; i++) ref += (double)want[i] * xd[i], abs_sum += fabs((double)want[i] * xd[i]);
+        const em_type_traits *sets[2] = {sc, vx};
+        for (int k = 0; k < 2; k++) {
+            if (!sets[k]) continue;
+            float s = NAN;
+            sets[k]->vec_dot(512, &s, w, act);
+            if (!(fabs(s - ref) <= 1e-6 * abs_sum))
+                fail_msg("%s %s: dot %.9g, exact %.9g", k ? "avx2" : "scalar", sc->name, s, ref);
+        }
+    }
+    /* Q8_K itself: value = d * q */
+    _Alignas(16) uint8_t a[292];
+    float xd[256], got[256];
+    k_hand_act(a, -0.375f, 0, xd);
+    em_type_traits_scalar(EM_TYPE_Q8_K)->to_f32(a, got, 256);
+    check_values(got, xd, 256);
+}
+
+/* ggml's quantize_row_q8_K_ref on hand vectors: the signed element of
+ * largest magnitude (the first one on ties) sets iscale = -127 / max,
+ * q = round-half-even(iscale * x) capped at 127, d = 1 / iscale. */
+static void test_quantize_q8_K(void **state) {
+    (void)state;
+    float x[3 * 256] = {0};
+    int8_t q[3][256] = {{0}};
+    /* block 0: max = -127 (index 5; the +127 later does not replace it),
+     * iscale = 1, so the products are exact and the ties visible */
+    static const float b0[14] = {2.5f, 3.5f, -2.5f, 0.5f, -0.5f, -127, 1.5f, 126.5f, 100.4f, 127, -1.5f, 0.49f, 0, -126.5f};
+    static const int8_t q0[14] = {2, 4, -2, 0, 0, -127, 2, 126, 100, 127, -2, 0, 0, -126};
+    for (int j = 0; j < 14; j++) x[j] = b0[j], q[0][j] = q0[j];
+    for (int j = 14; j < 256; j++) x[j] = (float)(j % 50 - 25), q[0][j] = (int8_t)(j % 50 - 25);
+    /* block 1: max = +4: iscale = -31.75, signs flip, d < 0 */
+    static const float b1[7] = {4, 2, -2, 1, -4, 0.5f, 3};
+    static const int8_t q1[7] = {-127, -64 /* -63.5 */, 64 /* 63.5 */, -32 /* -31.75 */, 127, -16 /* -15.875 */, -95 /* -95.25 */};
+    for (int j = 0; j < 7; j++) x[256 + j] = b1[j], q[1][j] = q1[j];
+    /* block 2: all zero -> d = 0, zero quants and sums */
+    const float d[3] = {1.0f, 1.0f / (-127.0f / 4.0f), 0.0f};
+    const em_type_traits *sets[2] = {em_type_traits_scalar(EM_TYPE_Q8_K), avx2_traits(EM_TYPE_Q8_K)};
+    for (int k = 0; k < 2; k++) {
+        if (!sets[k]) continue;
+        _Alignas(16) uint8_t got[3 * 292];
+        memset(got, 0x55, sizeof got); /* stale data must not survive */
+        sets[k]->from_f32(x, got, 3 * 256);
+        for (int b = 0; b < 3; b++) {
+            const uint8_t *g = got + 292 * b;
+            float gd;
+            memcpy(&gd, g + Q8K_D, 4);
+            if (f2u(gd) != f2u(d[b])) fail_msg("%s block %d: d %.9g want %.9g", k ? "avx2" : "scalar", b, gd, d[b]);
+            for (int j = 0; j < 256; j++)
+                if ((int8_t)g[Q8K_QS + j] != q[b][j])
+                    fail_msg("%s block %d element %d: %d want %d", k ? "avx2" : "scalar", b, j, (int8_t)g[Q8K_QS + j], q[b][j]);
+            for (int j = 0; j < 16; j++) {
+                int sum = 0;
+                for (int i = 0; i < 16; i++) sum += q[b][16 * j + i];
+                assert_int_equal(rdi16(g + Q8K_BSUMS + 2 * j), sum);
+            }
+        }
+    }
+}
+
+/* Scalar and AVX2 Q8_K quantizers: identical bytes on random data and on
+ * adversarial blocks (ties, equal +-max, tiny, huge, inf, NaN, -0). */
+static void test_quantize_q8_K_avx2_matches_scalar(void **state) {
+    (void)state;
+    if (!avx2_traits(EM_TYPE_Q8_K)) skip();
+    enum { NR = 64, NA = 10, NB = NR + NA, N = NB * 256 };
+    float *x = malloc(N * sizeof *x);
+    uint8_t *a = malloc(NB * 292), *b = malloc(NB * 292);
+    rng_seed(21);
+    fill_data(x, NR * 256, 1.0f);
+    float *t = x + NR * 256;
+    for (int j = 0; j < 256; j++) t[j] = (float)(j - 128) * 0.5f; /* max -64 first: iscale 127/64 */
+    t += 256;
+    for (int j = 0; j < 256; j++) t[j] = (j & 1 ? 1.0f : -1.0f) * (float)(j % 7); /* +-6 repeated */
+    t += 256;
+    for (int j = 0; j < 256; j++) t[j] = (float)j * 1e-40f; /* subnormal max: iscale overflows */
+    t += 256;
+    for (int j = 0; j < 256; j++) t[j] = (j & 1 ? -3e38f : 1e37f * (float)j);
+    t += 256;
+    for (int j = 0; j < 256; j++) t[j] = (float)j;
+    t[77] = INFINITY;
+    t += 256;
+    for (int j = 0; j < 256; j++) t[j] = (float)(j - 100);
+    t[3] = NAN, t[200] = -NAN;
+    t += 256;
+    for (int j = 0; j < 256; j++) t[j] = -0.0f;
+    t += 256;
+    for (int j = 0; j < 256; j++) t[j] = NAN;
+    t += 256;
+    for (int j = 0; j < 256; j++) t[j] = (float)((int)(rng_u64() % 255) - 127) + 0.5f; /* ties with iscale 1 */
+    t[0] = -127.0f;
+    t += 256;
+    for (int j = 0; j < 256; j++) t[j] = 1e-3f * (float)(j % 3);
+    em_type_traits_scalar(EM_TYPE_Q8_K)->from_f32(x, a, N);
+    avx2_traits(EM_TYPE_Q8_K)->from_f32(x, b, N);
+    for (int i = 0; i < NB; i++)
+        if (memcmp(a + 292 * i, b + 292 * i, 292) != 0) fail_msg("Q8_K block %d differs", i);
+    /* a dot through either kernel set sees the same activations */
+    free(x), free(a), free(b);
+}
+
+/* quantize -> dequantize of the weight formats. Per element the error is
+ * bounded by the sub-block's nominal step (range / nmax for Q2_K, Q4_K,
+ * Q5_K, the range including 0; amax / nmax for Q3_K, Q6_K) plus what the
+ * quantized super-block scales add: a scale is off by up to half its
+ * resolution (largest step / scale levels), times a level up to nmax, and
+ * a min by half of (largest min / levels). Measured <= 0.83 of that sum
+ * over several seeds; bound 1x. The mean square error must be near that
+ * of uniform rounding (step^2 / 12 = 0.083; measured 0.054..0.082; bound
+ * 0.1): a misplaced or biased quantizer is far above both. */
+static void test_k_roundtrip(void **state) {
+    (void)state;
+    enum { N = 32768 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    uint8_t *q = malloc(N * 2);
+    rng_seed(3);
+    fill_data(x, N, 1.0f);
+    for (size_t ti = 0; ti < N_K_TYPES; ti++) {
+        const uint32_t type = k_types[ti];
+        const em_type_traits *t = em_type_traits_scalar(type);
+        const int sub = k_sub(type);
+        const bool has_min = type == EM_TYPE_Q2_K || type == EM_TYPE_Q4_K || type == EM_TYPE_Q5_K;
+        const float nmax = type == EM_TYPE_Q2_K ? 3 : type == EM_TYPE_Q3_K ? 4 : type == EM_TYPE_Q4_K ? 15
+                         : type == EM_TYPE_Q5_K ? 31 : 32;
+        const float levels = type == EM_TYPE_Q2_K ? 15 : type == EM_TYPE_Q3_K ? 32 : type == EM_TYPE_Q6_K ? 127 : 63;
+        t->from_f32(x, q, N);
+        t->to_f32(q, y, N);
+        double sq_err = 0, sq_step = 0;
+        for (int B = 0; B < N / 256; B++) {
+            float step[16], smax = 0, mmax = 0;
+            for (int j = 0; j < 256 / sub; j++) {
+                const float *xb = x + 256 * B + sub * j;
+                float mn = 0, mx = 0, amax = 0;
+                for (int i = 0; i < sub; i++) {
+                    mn = fminf(mn, xb[i]), mx = fmaxf(mx, xb[i]), amax = fmaxf(amax, fabsf(xb[i]));
+                }
+                step[j] = has_min ? (mx - mn) / nmax : amax / nmax;
+                smax = fmaxf(smax, step[j]);
+                if (has_min) mmax = fmaxf(mmax, -mn);
+            }
+            for (int e = 0; e < 256; e++) {
+                const int i = 256 * B + e;
+                const float st = step[e / sub], bound = st + (nmax * smax + mmax) / levels;
+                const float err = fabsf(y[i] - x[i]);
+                if (!(err <= bound))
+                    fail_msg("%s: element %d: %.9g -> %.9g (err %.3g > %.3g)", t->name, i, x[i], y[i], err, bound);
+                sq_err += (double)err * err;
+                sq_step += (double)st * st;
+            }
+        }
+        if (sq_err / sq_step > 0.1) fail_msg("%s: mean square error %.3f step^2", t->name, sq_err / sq_step);
+    }
+    /* Q8_K: |err| <= |d| / 2 (plus the rounding of d * q) */
+    const em_type_traits *t = em_type_traits_scalar(EM_TYPE_Q8_K);
+    t->from_f32(x, q, 4096);
+    t->to_f32(q, y, 4096);
+    for (int B = 0; B < 16; B++) {
+        float amax = 0;
+        for (int e = 0; e < 256; e++) amax = fmaxf(amax, fabsf(x[256 * B + e]));
+        for (int e = 0; e < 256; e++) {
+            const int i = 256 * B + e;
+            if (!(fabsf(y[i] - x[i]) <= amax / 254 * 1.0001f)) fail_msg("Q8_K element %d: %.9g -> %.9g", i, x[i], y[i]);
+        }
+    }
+    free(x), free(y), free(q);
+}
+
+/* The weight quantizers are ggml's reference ones, so they reproduce what
+ * llama-quantize wrote (no imatrix) from the F32 synthetic models, byte for
+ * byte, for every K-quant tensor of the shared files. */
+static void test_k_quantize_matches_llama_quantize(void **state) {
+    (void)state;
+    static const char *files[] = {"synth-dense-Q2_K", "synth-dense-Q3_K", "synth-dense-Q4_K", "synth-dense-Q5_K",
+                                  "synth-dense-Q6_K", "synth-dense-Q4_K_M", "synth-rope3-Q4_K"};
+    for (size_t fi = 0; fi < sizeof files / sizeof *files; fi++) {
+        char rel[128];
+        em_err err;
+        snprintf(rel, sizeof rel, "models/synth/synth-%s-F32.gguf", strncmp(files[fi], "synth-rope3", 11) ? "dense" : "rope3");
+        em_gguf *f32 = em_gguf_open(shared_path(rel), &err);
+        if (!f32) fail_msg("%s: %s", rel, err.msg);
+        snprintf(rel, sizeof rel, "models/synth/%s.gguf", files[fi]);
+        em_gguf *qf = em_gguf_open(shared_path(rel), &err);
+        if (!qf) fail_msg("%s: %s", rel, err.msg);
+        int n_checked = 0;
+        for (uint64_t i = 0; i < qf->n_tensors; i++) {
+            const em_gguf_tensor *tq = &qf->tensors[i];
+            if (tq->type == EM_TYPE_F32) continue;
+            const em_type_traits *tt = em_type_traits_scalar(tq->type);
+            const em_gguf_tensor *tf = em_gguf_find_tensor(f32, tq->name);
+            assert_non_null(tt);
+            assert_non_null(tf);
+            assert_int_equal(tf->type, EM_TYPE_F32);
+            uint8_t *buf = malloc(tq->nbytes);
+            tt->from_f32(tf->data, buf, tq->ne[0] * tq->ne[1]);
+            for (uint64_t b = 0; b < tq->nbytes / tt->bytes; b++)
+                if (memcmp(buf + b * tt->bytes, (const uint8_t *)tq->data + b * tt->bytes, tt->bytes) != 0)
+                    fail_msg("%s: %s (%s) block %llu differs from llama-quantize's", files[fi], tq->name, tt->name,
+                             (unsigned long long)b);
+            free(buf);
+            n_checked++;
+        }
+        assert_true(n_checked >= 16);
+        em_gguf_close(qf);
+        em_gguf_close(f32);
+    }
+}
+
+/* Emulation of the oracle's K-quant dots, written from ggml's code (its
+ * __AVX2__ kernels, which AVX-512 builds compile; Q6_K as of PR #22345).
+ * Elements are decoded with ggml's dequantize_row_* loop structure into
+ * level Q, sub-block scale S and min M; then per super-block, int32 lane l
+ * = sum over the elements e with (e % 32) / 4 == l of S * Q * x. */
+static void k_emu_decode(uint32_t type, const uint8_t *b, int Q[256], int S[256], int M[256]) {
+    int e = 0;
+    switch (type) {
+    case EM_TYPE_Q2_K: {
+        const uint8_t *q = b + Q2K_QS;
+        int is = 0;
+        for (int n = 0; n < 256; n += 128, q += 32)
+            for (int shift = 0; shift < 8; shift += 2)
+                for (int h = 0; h < 2; h++, is++)
+                    for (int l = 0; l < 16; l++, e++) {
+                        Q[e] = (q[l + 16 * h] >> shift) & 3;
+                        S[e] = b[Q2K_SCALES + is] & 0xF;
+                        M[e] = b[Q2K_SCALES + is] >> 4;
+                    }
+        break;
+    }
+    case EM_TYPE_Q3_K: {
+        uint32_t aux[4];
+        memcpy(aux, b + Q3K_SCALES, 12);
+        const uint32_t tmp = aux[2], km1 = 0x03030303, km2 = 0x0f0f0f0f;
+        aux[2] = ((aux[0] >> 4) & km2) | (((tmp >> 4) & km1) << 4);
+        aux[3] = ((aux[1] >> 4) & km2) | (((tmp >> 6) & km1) << 4);
+        aux[0] = (aux[0] & km2) | (((tmp >> 0) & km1) << 4);
+        aux[1] = (aux[1] & km2) | (((tmp >> 2) & km1) << 4);
+        const int8_t *scales = (const int8_t *)aux;
+        const uint8_t *q = b + Q3K_QS, *hm = b + Q3K_HMASK;
+        uint8_t m = 1;
+        int is = 0;
+        for (int n = 0; n < 256; n += 128, q += 32)
+            for (int shift = 0; shift < 8; shift += 2, m = (uint8_t)(m << 1))
+                for (int h = 0; h < 2; h++, is++)
+                    for (int l = 0; l < 16; l++, e++) {
+                        Q[e] = ((q[l + 16 * h] >> shift) & 3) - ((hm[l + 16 * h] & m) ? 0 : 4);
+                        S[e] = scales[is] - 32;
+                        M[e] = 0;
+                    }
+        break;
+    }
+    case EM_TYPE_Q4_K:
+    case EM_TYPE_Q5_K: {
+        const bool q5 = type == EM_TYPE_Q5_K;
+        const uint8_t *sc = b + Q4K_SCALES, *ql = b + (q5 ? Q5K_QS : Q4K_QS), *qh = b + Q5K_QH;
+        uint8_t u1 = 1, u2 = 2;
+        for (int j = 0; j < 8; j += 2, ql += 32, u1 = (uint8_t)(u1 << 2), u2 = (uint8_t)(u2 << 2))
+            for (int h = 0; h < 2; h++) {
+                const int jj = j + h;
+                const int s6 = jj < 4 ? sc[jj] & 63 : (sc[jj + 4] & 0xF) | ((sc[jj - 4] >> 6) << 4);
+                const int m6 = jj < 4 ? sc[jj + 4] & 63 : (sc[jj + 4] >> 4) | ((sc[jj] >> 6) << 4);
+                for (int l = 0; l < 32; l++, e++) {
+                    Q[e] = h ? ql[l] >> 4 : ql[l] & 0xF;
+                    if (q5) Q[e] += (qh[l] & (h ? u2 : u1)) ? 16 : 0;
+                    S[e] = s6;
+                    M[e] = m6;
+                }
+            }
+        break;
+    }
+    case EM_TYPE_Q6_K: {
+        const uint8_t *ql = b + Q6K_QL, *qh = b + Q6K_QH;
+        const int8_t *sc = (const int8_t *)(b + Q6K_SCALES);
+        for (int n = 0; n < 256; n += 128, ql += 64, qh += 32, sc += 8)
+            for (int l = 0; l < 32; l++) {
+                const int is = l / 16;
+                Q[n + l] = (ql[l] & 0xF) | ((qh[l] & 3) << 4); /* unsigned: the kernel takes 32 off via bsums */
+                Q[n + l + 32] = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
+                Q[n + l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+                Q[n + l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+                S[n + l] = sc[is], S[n + l + 32] = sc[is + 2], S[n + l + 64] = sc[is + 4], S[n + l + 96] = sc[is + 6];
+                M[n + l] = M[n + l + 32] = M[n + l + 64] = M[n + l + 96] = 0;
+            }
+        break;
+    }
+    default: fail();
+    }
+}
+
+static float emulate_oracle_k(const dot_case *c) {
+    const uint32_t type = c->type;
+    float acc[8] = {0}, acc_m[4] = {0}, summs = 0;
+    int Q[256], S[256], M[256];
+    for (int64_t i = 0; i < c->n / 256; i++) {
+        const uint8_t *wb = (const uint8_t *)c->wq + (size_t)i * c->wt->bytes;
+        const uint8_t *xb = (const uint8_t *)c->xq + (size_t)i * 292;
+        float yd;
+        memcpy(&yd, xb + Q8K_D, 4);
+        const int8_t *q8 = (const int8_t *)(xb + Q8K_QS);
+        int bsums[16];
+        for (int j = 0; j < 16; j++) bsums[j] = rdi16(xb + Q8K_BSUMS + 2 * j);
+        k_emu_decode(type, wb, Q, S, M);
+        int32_t lane[8] = {0};
+        for (int e = 0; e < 256; e++) lane[(e % 32) / 4] += S[e] * Q[e] * q8[e];
+        const int doff = type == EM_TYPE_Q2_K ? Q2K_D : type == EM_TYPE_Q3_K ? Q3K_D : type == EM_TYPE_Q6_K ? Q6K_D : 0;
+        const float d = yd * em_f16_to_f32(rd16(wb + doff));
+        if (type == EM_TYPE_Q2_K) {
+            const float dmin = -yd * em_f16_to_f32(rd16(wb + Q2K_DMIN));
+            for (int l = 0; l < 8; l++) acc[l] = fmaf(dmin, (float)(M[32 * l] * bsums[2 * l] + M[32 * l + 16] * bsums[2 * l + 1]), acc[l]);
+        } else if (type == EM_TYPE_Q4_K || type == EM_TYPE_Q5_K) {
+            const float dmin = -yd * em_f16_to_f32(rd16(wb + Q4K_DMIN));
+            int32_t prod[4];
+            for (int l = 0; l < 4; l++)
+                prod[l] = M[64 * l] * (bsums[4 * l] + bsums[4 * l + 1]) + M[64 * l + 32] * (bsums[4 * l + 2] + bsums[4 * l + 3]);
+            if (type == EM_TYPE_Q4_K)
+                for (int l = 0; l < 4; l++) acc_m[l] = fmaf(dmin, (float)prod[l], acc_m[l]);
+            else
+                summs = fmaf(dmin, (float)((prod[0] + prod[1]) + (prod[2] + prod[3])), summs); /* contracted */
+        } else if (type == EM_TYPE_Q6_K) {
+            for (int l = 0; l < 8; l++) lane[l] -= 32 * (bsums[2 * l] * S[32 * l] + bsums[2 * l + 1] * S[32 * l + 16]);
+        }
+        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
+    }
+    float s = emu_hsum8(acc);
+    if (type == EM_TYPE_Q4_K) s += (acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]);
+    if (type == EM_TYPE_Q5_K) s += summs;
+    return s;
+}
+
 int main(void) {
     em_half_init();
     const struct CMUnitTest tests[] = {
@@ -848,6 +1361,11 @@ int main(void) {
         cmocka_unit_test(test_vec_dot_reference),
         cmocka_unit_test(test_vec_dot_avx2_vs_scalar),
         cmocka_unit_test(test_vec_dot_oracle_order),
+        cmocka_unit_test(test_k_layouts),
+        cmocka_unit_test(test_quantize_q8_K),
+        cmocka_unit_test(test_quantize_q8_K_avx2_matches_scalar),
+        cmocka_unit_test(test_k_roundtrip),
+        cmocka_unit_test(test_k_quantize_matches_llama_quantize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

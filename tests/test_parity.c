@@ -234,6 +234,12 @@ static const parity_case cases[] = {
     {"models/synth/synth-moe-Q4_1.gguf", "synth-moe-Q4_1", Q_TOL, false},
     {"models/synth/synth-moe-Q5_0.gguf", "synth-moe-Q5_0", Q_TOL, false},
     {"models/synth/synth-moe-Q5_1.gguf", "synth-moe-Q5_1", Q_TOL, false},
+    {"models/synth/synth-moe-Q2_K.gguf", "synth-moe-Q2_K", 2e-2, 1e-3, 3e-2, false},
+    {"models/synth/synth-moe-Q3_K.gguf", "synth-moe-Q3_K", Q_TOL, false},
+    {"models/synth/synth-moe-Q4_K.gguf", "synth-moe-Q4_K", Q_TOL, false},
+    {"models/synth/synth-moe-Q5_K.gguf", "synth-moe-Q5_K", Q_TOL, false},
+    {"models/synth/synth-moe-Q6_K.gguf", "synth-moe-Q6_K", Q_TOL, false},
+    {"models/synth/synth-moe-Q4_K_M.gguf", "synth-moe-Q4_K_M", Q_TOL, false},
     /* decode bound 3e-2: 2-bit weights amplify the F16-cache decode flips (measured 2.03e-2) */
     {"models/synth/synth-dense-Q2_K.gguf", "synth-dense-Q2_K", 2e-2, 1e-3, 3e-2, false},
     {"models/synth/synth-dense-Q3_K.gguf", "synth-dense-Q3_K", Q_TOL, false},
@@ -256,7 +262,10 @@ static void test_bit_exact_prompts(void **state) {
                            "synth-dense-Q4_0", "synth-dense-Q4_1", "synth-dense-Q5_0", "synth-dense-Q5_1",
                            "synth-rope3-F32", "synth-rope3-Q8_0", "synth-moe-Q8_0", "synth-moe-Q4_0",
                            "synth-moe-Q4_1", "synth-moe-Q5_0", "synth-moe-Q5_1", "synth-llama4-F32",
-                           "synth-llama4-Q8_0"};
+                           "synth-llama4-Q8_0", "synth-dense-Q2_K", "synth-dense-Q3_K", "synth-dense-Q4_K",
+                           "synth-dense-Q5_K", "synth-dense-Q6_K", "synth-dense-Q4_K_M", "synth-rope3-Q4_K",
+                           "synth-moe-Q2_K", "synth-moe-Q3_K", "synth-moe-Q4_K", "synth-moe-Q5_K",
+                           "synth-moe-Q6_K", "synth-moe-Q4_K_M"};
     for (size_t i = 0; i < sizeof stems / sizeof stems[0]; i++) {
         char model[128], oracle[128];
         snprintf(model, sizeof model, "models/synth/%s.gguf", stems[i]);

@@ -29,6 +29,12 @@ static const em_type_traits scalar_table[EM_TYPE_COUNT] = {
     ROW(EM_TYPE_Q5_1, "Q5_1", 32, 24, EM_TYPE_Q8_1, em_to_f32_q5_1, em_from_f32_q5_1, em_dot_q5_1),
     ROW(EM_TYPE_Q8_0, "Q8_0", 32, 34, EM_TYPE_Q8_0, em_to_f32_q8_0, em_from_f32_q8_0, em_dot_q8_0),
     ROW(EM_TYPE_Q8_1, "Q8_1", 32, 36, EM_TYPE_Q8_1, em_to_f32_q8_1, em_from_f32_q8_1, em_dot_q8_1),
+    ROW(EM_TYPE_Q2_K, "Q2_K", 256, 84, EM_TYPE_Q8_K, em_to_f32_q2_K, em_from_f32_q2_K, em_dot_q2_K),
+    ROW(EM_TYPE_Q3_K, "Q3_K", 256, 110, EM_TYPE_Q8_K, em_to_f32_q3_K, em_from_f32_q3_K, em_dot_q3_K),
+    ROW(EM_TYPE_Q4_K, "Q4_K", 256, 144, EM_TYPE_Q8_K, em_to_f32_q4_K, em_from_f32_q4_K, em_dot_q4_K),
+    ROW(EM_TYPE_Q5_K, "Q5_K", 256, 176, EM_TYPE_Q8_K, em_to_f32_q5_K, em_from_f32_q5_K, em_dot_q5_K),
+    ROW(EM_TYPE_Q6_K, "Q6_K", 256, 210, EM_TYPE_Q8_K, em_to_f32_q6_K, em_from_f32_q6_K, em_dot_q6_K),
+    ROW(EM_TYPE_Q8_K, "Q8_K", 256, 292, EM_TYPE_Q8_K, em_to_f32_q8_K, em_from_f32_q8_K, em_dot_q8_K),
 };
 
 #if EM_HAVE_AVX2_KERNELS
@@ -42,6 +48,12 @@ static const em_type_traits avx2_table[EM_TYPE_COUNT] = {
     ROW(EM_TYPE_Q5_1, "Q5_1", 32, 24, EM_TYPE_Q8_1, em_to_f32_q5_1, em_from_f32_q5_1, em_dot_q5_1_avx2),
     ROW(EM_TYPE_Q8_0, "Q8_0", 32, 34, EM_TYPE_Q8_0, em_to_f32_q8_0, em_from_f32_q8_0_avx2, em_dot_q8_0_avx2),
     ROW(EM_TYPE_Q8_1, "Q8_1", 32, 36, EM_TYPE_Q8_1, em_to_f32_q8_1, em_from_f32_q8_1_avx2, em_dot_q8_1),
+    ROW(EM_TYPE_Q2_K, "Q2_K", 256, 84, EM_TYPE_Q8_K, em_to_f32_q2_K, em_from_f32_q2_K, em_dot_q2_K_avx2),
+    ROW(EM_TYPE_Q3_K, "Q3_K", 256, 110, EM_TYPE_Q8_K, em_to_f32_q3_K, em_from_f32_q3_K, em_dot_q3_K_avx2),
+    ROW(EM_TYPE_Q4_K, "Q4_K", 256, 144, EM_TYPE_Q8_K, em_to_f32_q4_K, em_from_f32_q4_K, em_dot_q4_K_avx2),
+    ROW(EM_TYPE_Q5_K, "Q5_K", 256, 176, EM_TYPE_Q8_K, em_to_f32_q5_K, em_from_f32_q5_K, em_dot_q5_K_avx2),
+    ROW(EM_TYPE_Q6_K, "Q6_K", 256, 210, EM_TYPE_Q8_K, em_to_f32_q6_K, em_from_f32_q6_K, em_dot_q6_K_avx2),
+    ROW(EM_TYPE_Q8_K, "Q8_K", 256, 292, EM_TYPE_Q8_K, em_to_f32_q8_K, em_from_f32_q8_K_avx2, em_dot_q8_K),
 };
 #endif
 

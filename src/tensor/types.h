@@ -5,8 +5,9 @@
  *
  * Numerics follow ggml's CPU backend: activations are converted to
  * `vec_dot_type` once per matmul (F16 rows for F16 weights, BF16 for BF16,
- * Q8_0 blocks for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1), then integer or float
- * dot products run per weight row. All functions are thread safe. */
+ * Q8_0 blocks for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1, Q8_K super-blocks for
+ * the K-quants Q2_K..Q6_K), then integer or float dot products run per
+ * weight row. All functions are thread safe. */
 #ifndef EM_TYPES_H
 #define EM_TYPES_H
 

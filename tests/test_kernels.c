@@ -812,7 +812,10 @@ static float emulate_oracle(const dot_case *c) {
         const float red = emu_reduce16(acc[0]);
         if (c->type == EM_TYPE_F32) {
             float sum = red; /* float, leftovers contracted to FMA by -march=native */
-            for (int64_t i = np; i < n; i++) sum = fmaf(w[i], x[i], sum);
+            for (int64_t i = np; i < n; i++) {
+                const float p = w[i] * x[i];
+                sum += p;
+            }
             return sum;
         }
         double sum = red; /* ggml_float */

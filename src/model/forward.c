@@ -43,22 +43,22 @@ static void mm_worker(void *arg, int ith, int nth) {
             const bool gemm = t->gemm_ok && t->ord[b];
             switch (w->tt->type) {
             case EM_TYPE_F32:
+                if (!gemm) goto vec;
                 for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
-                    yb[r] = gemm ? em_dot_f32_gemm(w->cols, (const float *)wr, (const float *)xb)
-                                 : em_dot_f32_vec(w->cols, (const float *)wr, (const float *)xb, false);
+                    yb[r] = em_dot_f32_gemm(w->cols, (const float *)wr, (const float *)xb);
                 break;
             case EM_TYPE_F16:
+                if (!gemm) goto vec;
                 for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
-                    yb[r] = gemm ? em_dot_f16_gemm(w->cols, (const em_f16 *)wr, (const em_f16 *)xb)
-                                 : em_dot_f16_vec(w->cols, (const em_f16 *)wr, (const em_f16 *)xb);
+                    yb[r] = em_dot_f16_gemm(w->cols, (const em_f16 *)wr, (const em_f16 *)xb);
                 break;
             case EM_TYPE_BF16:
+                if (!gemm || w->cols % 32 != 0) goto vec;
                 for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
-                    yb[r] = gemm && w->cols % 32 == 0
-                                ? em_dot_bf16_gemm(w->cols, (const em_bf16 *)wr, (const em_bf16 *)xb)
-                                : em_dot_bf16_vec(w->cols, (const em_bf16 *)wr, (const em_bf16 *)xb);
+                    yb[r] = em_dot_bf16_gemm(w->cols, (const em_bf16 *)wr, (const em_bf16 *)xb);
                 break;
             default:
+            vec: /* ggml_vec_dot order: quantized types always, floats for single tokens */
                 for (int64_t r = r0; r < r1; r++, wr += w->row_bytes) w->tt->vec_dot(w->cols, &yb[r], wr, xb);
             }
         }
@@ -260,6 +260,7 @@ static void attn_worker(void *arg, int ith, int nth) {
     const size_t Q = (size_t)nh * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     const bool f16 = c->kv.type == EM_KV_F16;
+    const em_type_traits *dt = em_type_traits_get(f16 ? EM_TYPE_F16 : EM_TYPE_F32);
     float *sc = c->scores + (size_t)ith * c->p.n_ctx;
     float *acc = c->attn_acc + (size_t)ith * 64 * hd;
     em_f16 *q16 = c->q16 + (size_t)ith * hd;
@@ -281,12 +282,11 @@ static void attn_worker(void *arg, int ith, int nth) {
         for (int j = j0; j < n_kv; j++) {
             const size_t slot = em_kv_slot(&c->kv, seq, j) + (size_t)kvh * hd;
             float s;
-            if (f16) {
-                const em_f16 *k = (const em_f16 *)kc + slot;
-                s = gemm && hd % 16 == 0 ? em_dot_f16_gemm(hd, k, q16) : em_dot_f16_vec(hd, k, q16);
+            if (f16 && gemm && hd % 16 == 0) {
+                s = em_dot_f16_gemm(hd, (const em_f16 *)kc + slot, q16);
             } else {
-                /* q is a non-contiguous F32 view, so ggml never takes tinyBLAS here */
-                s = em_dot_f32_vec(hd, (const float *)kc + slot, q, false);
+                /* F32: q is a non-contiguous view, so ggml never takes tinyBLAS */
+                dt->vec_dot(hd, &s, kc + slot * c->kv.elt, f16 ? (const void *)q16 : (const void *)q);
             }
             s *= scale;
             sc[j] = s;

@@ -22,14 +22,6 @@ float em_reduce16(const float a[16]) {
     return (t6[0] + t6[2]) + (t6[1] + t6[3]);
 }
 
-static float reduce_4x16(float acc[4][16]) {
-    float x[16];
-    for (int l = 0; l < 16; l++) {
-        float x0 = acc[0][l] + acc[2][l], x1 = acc[1][l] + acc[3][l];
-        x[l] = x0 + x1;
-    }
-    return em_reduce16(x);
-}
 
 /* ---- portable versions (the definition) ---- */
 
@@ -39,35 +31,10 @@ static float f32_gemm_c(int64_t n, const float *a, const float *b) {
     return em_reduce16(acc);
 }
 
-static float f32_vec_c(int64_t n, const float *a, const float *b, bool fma_tail) {
-    const int64_t np = n & ~(int64_t)63;
-    float acc[4][16] = {{0}};
-    for (int64_t i = 0; i < np; i++) acc[(i >> 4) & 3][i & 15] = fmaf(a[i], b[i], acc[(i >> 4) & 3][i & 15]);
-    float sum = reduce_4x16(acc);
-    if (fma_tail)
-        for (int64_t i = np; i < n; i++) sum = fmaf(a[i], b[i], sum);
-    else
-        for (int64_t i = np; i < n; i++) sum += a[i] * b[i];
-    return sum;
-}
-
 static float f16_gemm_c(int64_t n, const em_f16 *a, const em_f16 *b) {
     float acc[16] = {0};
     for (int64_t i = 0; i < n; i++) acc[i & 15] = fmaf(em_f16_to_f32(a[i]), em_f16_to_f32(b[i]), acc[i & 15]);
     return em_reduce16(acc);
-}
-
-static float f16_vec_c(int64_t n, const em_f16 *a, const em_f16 *b) {
-    const int64_t np = n & ~(int64_t)63;
-    double sum = 0.0;
-    if (np) {
-        float acc[4][16] = {{0}};
-        for (int64_t i = 0; i < np; i++)
-            acc[(i >> 4) & 3][i & 15] = fmaf(em_f16_to_f32(a[i]), em_f16_to_f32(b[i]), acc[(i >> 4) & 3][i & 15]);
-        sum = (double)reduce_4x16(acc);
-    }
-    for (int64_t i = np; i < n; i++) sum += (double)(em_f16_to_f32(a[i]) * em_f16_to_f32(b[i]));
-    return (float)sum;
 }
 
 /* one VDPBF16PS step over 32 elements into 16 lanes */
@@ -82,20 +49,6 @@ float em_dot_bf16_gemm(int64_t n, const em_bf16 *a, const em_bf16 *b) {
     float acc[16] = {0};
     for (int64_t i = 0; i < n; i += 32) dpbf16(acc, a + i, b + i);
     return em_reduce16(acc);
-}
-
-float em_dot_bf16_vec(int64_t n, const em_bf16 *a, const em_bf16 *b) {
-    float c1[16] = {0}, c2[16] = {0};
-    int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        dpbf16(c1, a + i, b + i);
-        dpbf16(c2, a + i + 32, b + i + 32);
-    }
-    double sum = 0.0;
-    sum += (double)em_reduce16(c1);
-    sum += (double)em_reduce16(c2);
-    for (; i < n; i++) sum += (double)(em_bf16_to_f32(a[i]) * em_bf16_to_f32(b[i]));
-    return (float)sum;
 }
 
 /* ---- AVX2: two 8-lane registers per 16-lane accumulator ---- */
@@ -123,31 +76,6 @@ static EM_AVX2 float f32_gemm_avx(int64_t n, const float *a, const float *b) {
     return em_reduce16(acc);
 }
 
-static EM_AVX2 float vec_reduce_avx(__m256 c[8]) {
-    /* accumulators j = 0..3 are (c[2j], c[2j+1]) */
-    __m256 lo = _mm256_add_ps(_mm256_add_ps(c[0], c[4]), _mm256_add_ps(c[2], c[6]));
-    __m256 hi = _mm256_add_ps(_mm256_add_ps(c[1], c[5]), _mm256_add_ps(c[3], c[7]));
-    return reduce16_avx(lo, hi);
-}
-
-static EM_AVX2 float f32_vec_avx(int64_t n, const float *a, const float *b, bool fma_tail) {
-    const int64_t np = n & ~(int64_t)63;
-    __m256 c[8];
-    for (int k = 0; k < 8; k++) c[k] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < np; i += 64)
-        for (int k = 0; k < 8; k++)
-            c[k] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * k), _mm256_loadu_ps(b + i + 8 * k), c[k]);
-    float sum = vec_reduce_avx(c);
-    if (fma_tail)
-        for (int64_t i = np; i < n; i++) sum = fmaf(a[i], b[i], sum);
-    else
-        for (int64_t i = np; i < n; i++) {
-            const float p = a[i] * b[i];
-            sum += p;
-        }
-    return sum;
-}
-
 #define LDH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 static EM_AVX2 float f16_gemm_avx(int64_t n, const em_f16 *a, const em_f16 *b) {
     __m256 lo = _mm256_setzero_ps(), hi = lo;
@@ -164,19 +92,6 @@ static EM_AVX2 float f16_gemm_avx(int64_t n, const em_f16 *a, const em_f16 *b) {
     return em_reduce16(acc);
 }
 
-static EM_AVX2 float f16_vec_avx(int64_t n, const em_f16 *a, const em_f16 *b) {
-    const int64_t np = n & ~(int64_t)63;
-    double sum = 0.0;
-    if (np) {
-        __m256 c[8];
-        for (int k = 0; k < 8; k++) c[k] = _mm256_setzero_ps();
-        for (int64_t i = 0; i < np; i += 64)
-            for (int k = 0; k < 8; k++) c[k] = _mm256_fmadd_ps(LDH(a + i + 8 * k), LDH(b + i + 8 * k), c[k]);
-        sum = (double)vec_reduce_avx(c);
-    }
-    for (int64_t i = np; i < n; i++) sum += (double)(em_f16_to_f32(a[i]) * em_f16_to_f32(b[i]));
-    return (float)sum;
-}
 #undef LDH
 #endif
 
@@ -186,23 +101,11 @@ float em_dot_f32_gemm(int64_t n, const float *a, const float *b) {
 #endif
     return f32_gemm_c(n, a, b);
 }
-float em_dot_f32_vec(int64_t n, const float *a, const float *b, bool fma_tail) {
-#if defined(__x86_64__)
-    if (have_avx2()) return f32_vec_avx(n, a, b, fma_tail);
-#endif
-    return f32_vec_c(n, a, b, fma_tail);
-}
 float em_dot_f16_gemm(int64_t n, const em_f16 *a, const em_f16 *b) {
 #if defined(__x86_64__)
     if (have_avx2()) return f16_gemm_avx(n, a, b);
 #endif
     return f16_gemm_c(n, a, b);
-}
-float em_dot_f16_vec(int64_t n, const em_f16 *a, const em_f16 *b) {
-#if defined(__x86_64__)
-    if (have_avx2()) return f16_vec_avx(n, a, b);
-#endif
-    return f16_vec_c(n, a, b);
 }
 
 float em_ggml_v_expf(float x) {

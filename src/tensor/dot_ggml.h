@@ -1,13 +1,14 @@
-/* dot_ggml.h - float dot products in exactly the summation order of the
- * llama.cpp build the oracle was made with (ggml CPU backend, AVX-512):
+/* dot_ggml.h - the parts of llama.cpp's CPU numerics that are not a plain
+ * per-row vec_dot, in exactly the order of the build the oracle was made
+ * with (ggml CPU backend, AVX-512):
  *
  *  - "gemm" order: llamafile's tinyBLAS, used for prompt batches (>= 2
- *    tokens) when n % 16 == 0: one 16-lane FMA accumulator, lane = i % 16,
- *    reduced as GCC's _mm512_reduce_add_ps.
- *  - "vec" order: ggml_vec_dot_f32/_f16, used otherwise: four 16-lane FMA
- *    accumulators over chunks of 64, reduced pairwise then as above; the
- *    n % 64 tail added sequentially (F32: in float with FMA; F16: exact
- *    products summed in double).
+ *    tokens) when the weight has rows % 4 == 0 and cols % 16 == 0 (BF16: 32):
+ *    one 16-lane FMA accumulator, lane = i % 16, reduced as GCC's
+ *    _mm512_reduce_add_ps.
+ *  - the single-token order (ggml_vec_dot_*) is the type table's vec_dot
+ *    (src/tensor/types.h), shared by every caller.
+ *  - ggml's vectorized exp used by softmax and SiLU.
  *
  * F16 rounding of activations and of the KV cache turns last-bit
  * differences into visible ones, so matching the order is what keeps the
@@ -32,7 +33,6 @@ float em_dot_f16_vec(int64_t n, const em_f16 *a, const em_f16 *b);
  * product, each rounded; products of bf16 are exact in f32). gemm order
  * needs n % 32 == 0. */
 float em_dot_bf16_gemm(int64_t n, const em_bf16 *a, const em_bf16 *b);
-float em_dot_bf16_vec(int64_t n, const em_bf16 *a, const em_bf16 *b);
 
 /* The 16-lane reduction itself (for callers that accumulate elsewhere). */
 float em_reduce16(const float acc[16]);

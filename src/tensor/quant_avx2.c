@@ -204,7 +204,10 @@ EM_AVX2 void em_dot_f32_avx2(int64_t n, float *s, const void *w, const void *x) 
         for (int k = 0; k < 8; k++)
             c[k] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * k), _mm256_loadu_ps(b + i + 8 * k), c[k]);
     float sum = fold4x16(c);
-    for (int64_t i = np; i < n; i++) sum = fmaf(a[i], b[i], sum);
+    for (int64_t i = np; i < n; i++) {
+        const float p = a[i] * b[i];
+        sum += p;
+    }
     *s = sum;
 }
 

@@ -320,8 +320,8 @@ void em_from_f32_q8_1(const float *src, void *dst, int64_t n) {
  * AVX-512 incl. BF16 and VNNI, -march=native, vec_dot path):
  *  - F32 / F16: ggml_vec_dot_f32/f16 with 512-bit vectors: four 16-lane FMA
  *    accumulators over chunks of 64, folded (0+2, 1+3, 0+1), reduced like
- *    _mm512_reduce_add_ps; the n % 64 tail sequentially (F32: fmaf in float;
- *    F16: exact products summed in double);
+ *    _mm512_reduce_add_ps; the n % 64 tail sequentially (F32: rounded
+ *    products added in float; F16: exact products summed in double);
  *  - BF16: ggml_vec_dot_bf16 with AVX512_BF16: two 16-lane accumulators fed
  *    by vdpbf16ps (lane j takes elements 2j+1 then 2j of each 32), each
  *    reduced to double; tail in double. (vdpbf16ps flushes denormals, which
@@ -361,7 +361,12 @@ void em_dot_f32(int64_t n, float *s, const void *w, const void *x) {
         for (int r = 0; r < 4; r++)
             for (int l = 0; l < 16; l++) acc[r][l] = fmaf(a[i + 16 * r + l], b[i + 16 * r + l], acc[r][l]);
     float sum = fold4x16(acc);
-    for (int64_t i = np; i < n; i++) sum = fmaf(a[i], b[i], sum);
+    /* the tail as rounded products: matches the reference build's
+     * single-token results bit for bit (an FMA chain does not) */
+    for (int64_t i = np; i < n; i++) {
+        const float p = a[i] * b[i];
+        sum += p;
+    }
     *s = sum;
 }
 

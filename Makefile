@@ -3,20 +3,22 @@
 CC      ?= cc
 BUILD   ?= build
 SAN     ?=
-PKGS    := libpcre2-8 libcjson
+PKGS    := libpcre2-8 libcjson libmicrohttpd sqlite3 libcrypto
 CFLAGS  ?= -O2 -g
 # -ffp-contract=off: numerics must not depend on whether the compiler fuses
 # a*b+c; every FMA the kernels rely on is written as fmaf() or an intrinsic.
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -pthread -fno-strict-aliasing -ffp-contract=off \
+# `override`: a CFLAGS given on the command line (as test-asan does) replaces
+# only the optimisation flags, not these.
+override CFLAGS += -std=gnu11 -Wall -Wextra -Werror -pthread -fno-strict-aliasing -ffp-contract=off \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 ifeq ($(SAN),1)
-CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+override CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
 endif
 
 LIB_SRC  := $(wildcard src/base/*.c src/gguf/*.c src/tensor/*.c src/model/*.c src/text/*.c \
-                       src/sample/*.c src/engine/*.c)
+                       src/sample/*.c src/engine/*.c src/server/*.c src/guard/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -72,6 +74,16 @@ fuzz-gguf: deps
 	mkdir -p build-fuzz/corpus-gguf
 	EMBER_WRITE_CORPUS=build-fuzz/corpus-gguf $(BUILD)/tests/test_gguf
 	./build-fuzz/fuzz_gguf -max_total_time=$${FUZZ_SECONDS:-600} -max_len=65536 build-fuzz/corpus-gguf
+
+# Speed against llama.cpp (node-llama-cpp's prebuilt CPU build, installed into
+# bench/node_modules) on random-weight Llama-3.2-1B-shaped models generated
+# into bench/models; writes BENCHMARKS.md. Not part of `make test`. Shorten
+# with BENCH_REPS=1, BENCH_MODELS="q4_0", BENCH_PP=128, BENCH_BATCH=4, ...
+# (see bench/run.mjs).
+bench: deps
+	@$(MAKE) --no-print-directory $(EMBER)
+	@sh bench/install.sh
+	@EMBER=$(EMBER) node bench/run.mjs
 
 clean:
 	rm -rf build build-asan build-fuzz

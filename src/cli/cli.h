@@ -9,6 +9,14 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
+int cmd_usage(int argc, char **argv);
+int cmd_redact(int argc, char **argv);
+int cmd_guard(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 /* Default model path when -m is not given (the bundled model). */
 const char *cli_default_model(void);

@@ -1,6 +1,9 @@
 /* main.c - the `ember` program: dispatches to subcommands. */
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "args.h"
 #include "cli.h"
@@ -9,7 +12,26 @@
 #define EMBER_DEFAULT_MODEL "models/stories260K.gguf"
 #endif
 
-const char *cli_default_model(void) { return EMBER_DEFAULT_MODEL; }
+/* The bundled model: $EMBER_MODEL if set, else next to the binary
+ * (build/ember -> models/...), else relative to the working directory. */
+const char *cli_default_model(void) {
+    static char path[PATH_MAX];
+    const char *env = getenv("EMBER_MODEL");
+    if (env && *env) return env;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            if (snprintf(path, sizeof path, "%s/../%s", exe, EMBER_DEFAULT_MODEL) < (int)sizeof path &&
+                access(path, R_OK) == 0)
+                return path;
+        }
+    }
+    return EMBER_DEFAULT_MODEL;
+}
 
 static const struct {
     const char *name;
@@ -21,6 +43,14 @@ static const struct {
     {"logits", cmd_logits, "print logits as JSON: ember logits [-m FILE] --ids 1,2,3 [--top K] [-t N]"},
     {"inspect", cmd_inspect, "print GGUF metadata and tensors: ember inspect FILE"},
     {"convert", cmd_convert, "convert a model: ember convert llama2c MODEL.bin TOKENIZER.bin OUT.gguf"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server: ember serve [-m FILE] [--port 8080] [--slots N]"},
+    {"mkmodel", cmd_mkmodel, "write a random-weight Llama GGUF: ember mkmodel OUT.gguf --shape NAME [--type T]"},
+    {"bench", cmd_bench, "measure speed: ember bench -m FILE [-t N] [--pp 128,512] [--tg 64] [--batch 1,4,8]"},
+    {"keys", cmd_keys, "API keys: ember keys create --name N [--rpm R] ... | list | revoke NAME|ID [--db FILE]"},
+    {"usage", cmd_usage, "usage ledger totals per key and model: ember usage [--key K] [--since 7d] [--db FILE]"},
+    {"redact", cmd_redact, "redact personal data and secrets from stdin: ember redact [--json] [--types LIST]"},
+    {"guard", cmd_guard, "prompt-injection scores: ember guard scan FILE.jsonl [--source user|untrusted]"},
+    {"verify", cmd_verify, "model integrity: ember verify FILE [--sha256 HEX] [--manifest M.json]"},
 };
 
 static void usage(FILE *f) {

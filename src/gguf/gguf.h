@@ -156,6 +156,20 @@ int em_gguf_write_arr_str(em_gguf_writer *w, const char *key, const char *const 
 /* Adds a tensor; data (row_bytes(type, ne[0]) * ne[1] * ... bytes) is copied. */
 int em_gguf_write_tensor(em_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                          const int64_t *ne, const void *data, em_err *err);
+/* Streaming: declares a tensor whose bytes are produced while the file is
+ * written. fill(user, index, name, dst, nbytes, err) must write all nbytes
+ * bytes of tensor number `index` (in the order tensors were added) to dst
+ * and return 0, or fill err and return -1 (the write then fails and no file
+ * is left behind). Tensors are filled one at a time, in order, into a buffer
+ * the writer reuses, so peak memory is the largest tensor. */
+typedef int (*em_gguf_fill_fn)(void *user, uint64_t index, const char *name, void *dst, uint64_t nbytes,
+                               em_err *err);
+int em_gguf_write_tensor_fn(em_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                            const int64_t *ne, em_gguf_fill_fn fill, void *user, em_err *err);
+uint64_t em_gguf_writer_n_tensors(const em_gguf_writer *w);
+/* Copies one metadata pair from a parsed file (any type but arrays of
+ * arrays; general.alignment is refused). */
+int em_gguf_write_kv_copy(em_gguf_writer *w, const em_gguf_kv *kv, em_err *err);
 /* Writes the file (v3). */
 int em_gguf_writer_finish(em_gguf_writer *w, const char *path, em_err *err);
 

@@ -7,6 +7,9 @@
  *   tensor 0 data | zero pad | tensor 1 data | zero pad | ...
  *
  * Each tensor's offset is the running total of the padded sizes before it.
+ * A tensor added with em_gguf_write_tensor_fn() holds no data: its bytes are
+ * produced by a callback while the file is written, one tensor at a time, so
+ * a multi-gigabyte model never has to be in memory at once.
  * general.alignment is written (as the first pair) only when the alignment
  * is not the default 32. The file is written to a temporary file next to
  * the target and renamed over it on success, so a failed write never leaves
@@ -33,7 +36,9 @@ typedef struct {
     uint32_t type, n_dims;
     int64_t ne[EM_GGUF_MAX_DIMS];
     uint64_t nbytes, offset;
-    void *data;
+    void *data;            /* owned copy, or NULL when fill produces it */
+    em_gguf_fill_fn fill;
+    void *fill_user;
 } wtensor;
 
 typedef struct {
@@ -257,51 +262,134 @@ int em_gguf_write_arr_str(em_gguf_writer *w, const char *key, const char *const 
     return 0;
 }
 
-int em_gguf_write_tensor(em_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
-                         const void *data, em_err *err) {
-    if (!w) return em_fail(err, "gguf writer: NULL writer");
-    if (!name) return em_fail(err, "gguf writer: NULL tensor name");
+int em_gguf_write_kv_copy(em_gguf_writer *w, const em_gguf_kv *kv, em_err *err) {
+    if (!kv) return em_fail(err, "gguf writer: NULL metadata pair");
+    if (kv->key.len > EM_GGUF_MAX_KEY || memchr(kv->key.ptr, 0, (size_t)kv->key.len))
+        return em_fail(err, "gguf writer: metadata key cannot be copied (too long or contains NUL)");
+    char *key = malloc((size_t)kv->key.len + 1);
+    if (!key) return em_fail(err, "gguf writer: out of memory");
+    if (kv->key.len) memcpy(key, kv->key.ptr, (size_t)kv->key.len);
+    key[kv->key.len] = 0;
+    int rc = 0;
+    uint32_t es = fixed_size(kv->type);
+    size_t mark;
+    if (strcmp(key, "general.alignment") == 0)
+        rc = em_fail(err, "gguf writer: general.alignment is set through the constructor, not copied");
+    else if (kv->type != EM_GGUF_STRING && kv->type != EM_GGUF_ARRAY && es == 0)
+        rc = em_fail(err, "gguf writer: '%s' has unknown value type %u", key, kv->type);
+    else if (kv->type == EM_GGUF_ARRAY && kv->arr_type != EM_GGUF_STRING && fixed_size(kv->arr_type) == 0)
+        rc = em_fail(err, "gguf writer: '%s': copying arrays of %s is not supported", key,
+                     em_gguf_vtype_name(kv->arr_type));
+    else if (begin_kv(w, key, &mark, err))
+        rc = -1;
+    else if (put_u32(&w->kv, kv->type, err))
+        rc = unbegin_kv(w, mark);
+    if (rc) {
+        free(key);
+        return -1;
+    }
+    switch (kv->type) {
+    case EM_GGUF_STRING:
+        rc = put_str(&w->kv, kv->v.str.ptr, (size_t)kv->v.str.len, err);
+        break;
+    case EM_GGUF_F32: {
+        float f = (float)kv->v.f64;
+        rc = buf_put(&w->kv, &f, 4, err);
+        break;
+    }
+    case EM_GGUF_F64:
+        rc = buf_put(&w->kv, &kv->v.f64, 8, err);
+        break;
+    case EM_GGUF_I8: case EM_GGUF_I16: case EM_GGUF_I32: case EM_GGUF_I64: {
+        int64_t v = kv->v.i64; /* little endian: the low es bytes are the value */
+        rc = buf_put(&w->kv, &v, es, err);
+        break;
+    }
+    case EM_GGUF_ARRAY: {
+        if (put_u32(&w->kv, kv->arr_type, err) || put_u64(&w->kv, kv->arr_n, err)) { rc = -1; break; }
+        if (kv->arr_type == EM_GGUF_STRING) {
+            for (uint64_t i = 0; i < kv->arr_n && rc == 0; i++)
+                rc = put_str(&w->kv, kv->arr_strs[i].ptr, (size_t)kv->arr_strs[i].len, err);
+        } else {
+            uint64_t bytes;
+            if (!em_mul_u64(kv->arr_n, fixed_size(kv->arr_type), &bytes) || bytes > SIZE_MAX)
+                rc = em_fail(err, "gguf writer: array '%s' is too large", key);
+            else
+                rc = buf_put(&w->kv, kv->arr_data, (size_t)bytes, err);
+        }
+        break;
+    }
+    default: { /* unsigned integers and bool */
+        uint64_t v = kv->v.u64;
+        rc = buf_put(&w->kv, &v, es, err);
+        break;
+    }
+    }
+    free(key);
+    if (rc) return unbegin_kv(w, mark);
+    return 0;
+}
+
+/* Validates a tensor declaration and fills the next tensor slot (not yet
+ * counted: commit_tensor() does that). data_ok: the caller has the bytes
+ * (checked here so the messages keep their order). */
+static wtensor *add_tensor_info(em_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                                const int64_t *ne, bool data_ok, em_err *err) {
+    if (!w) { em_fail(err, "gguf writer: NULL writer"); return NULL; }
+    if (!name) { em_fail(err, "gguf writer: NULL tensor name"); return NULL; }
     size_t nlen = strlen(name);
-    if (nlen == 0 || nlen >= EM_GGUF_MAX_NAME)
-        return em_fail(err, "gguf writer: tensor name '%.80s' has length %zu (must be 1..%d)", name, nlen,
-                       EM_GGUF_MAX_NAME - 1);
-    if (n_dims < 1 || n_dims > EM_GGUF_MAX_DIMS)
-        return em_fail(err, "gguf writer: tensor '%s': n_dims %u (must be 1..%d)", name, n_dims, EM_GGUF_MAX_DIMS);
-    if (!ne) return em_fail(err, "gguf writer: tensor '%s': NULL dims", name);
+    if (nlen == 0 || nlen >= EM_GGUF_MAX_NAME) {
+        em_fail(err, "gguf writer: tensor name '%.80s' has length %zu (must be 1..%d)", name, nlen,
+                EM_GGUF_MAX_NAME - 1);
+        return NULL;
+    }
+    if (n_dims < 1 || n_dims > EM_GGUF_MAX_DIMS) {
+        em_fail(err, "gguf writer: tensor '%s': n_dims %u (must be 1..%d)", name, n_dims, EM_GGUF_MAX_DIMS);
+        return NULL;
+    }
+    if (!ne) { em_fail(err, "gguf writer: tensor '%s': NULL dims", name); return NULL; }
     uint32_t be, bb;
-    if (!em_type_layout(type, &be, &bb))
-        return em_fail(err, "gguf writer: tensor '%s': unknown tensor type %u", name, type);
+    if (!em_type_layout(type, &be, &bb)) {
+        em_fail(err, "gguf writer: tensor '%s': unknown tensor type %u", name, type);
+        return NULL;
+    }
     for (uint32_t d = 0; d < n_dims; d++)
-        if (ne[d] <= 0) return em_fail(err, "gguf writer: tensor '%s': dimension %u is %lld", name, d, (long long)ne[d]);
-    if ((uint64_t)ne[0] % be != 0)
-        return em_fail(err, "gguf writer: tensor '%s': row length %lld is not a multiple of the %s block size %u", name,
-                       (long long)ne[0], em_type_name(type), be);
+        if (ne[d] <= 0) {
+            em_fail(err, "gguf writer: tensor '%s': dimension %u is %lld", name, d, (long long)ne[d]);
+            return NULL;
+        }
+    if ((uint64_t)ne[0] % be != 0) {
+        em_fail(err, "gguf writer: tensor '%s': row length %lld is not a multiple of the %s block size %u", name,
+                (long long)ne[0], em_type_name(type), be);
+        return NULL;
+    }
     uint64_t nb, nel = 1;
     bool ok = em_mul_u64((uint64_t)ne[0] / be, bb, &nb);
     for (uint32_t d = 1; d < n_dims && ok; d++) ok = em_mul_u64(nb, (uint64_t)ne[d], &nb);
     for (uint32_t d = 0; d < n_dims && ok; d++) ok = em_mul_u64(nel, (uint64_t)ne[d], &nel) && nel <= INT64_MAX;
-    if (!ok || nb > SIZE_MAX) return em_fail(err, "gguf writer: tensor '%s': size overflows", name);
-    if (!data) return em_fail(err, "gguf writer: tensor '%s': NULL data", name);
+    if (!ok || nb > SIZE_MAX) { em_fail(err, "gguf writer: tensor '%s': size overflows", name); return NULL; }
+    if (!data_ok) { em_fail(err, "gguf writer: tensor '%s': NULL data", name); return NULL; }
     for (uint64_t i = 0; i < w->n_tensors; i++)
-        if (strcmp(w->tensors[i].name, name) == 0) return em_fail(err, "gguf writer: duplicate tensor name '%s'", name);
-    if (w->n_tensors >= EM_GGUF_MAX_COUNT) return em_fail(err, "gguf writer: too many tensors");
+        if (strcmp(w->tensors[i].name, name) == 0) {
+            em_fail(err, "gguf writer: duplicate tensor name '%s'", name);
+            return NULL;
+        }
+    if (w->n_tensors >= EM_GGUF_MAX_COUNT) { em_fail(err, "gguf writer: too many tensors"); return NULL; }
     uint64_t padded, end;
-    if (!em_align_u64(nb, w->alignment, &padded) || !em_add_u64(w->data_size, padded, &end))
-        return em_fail(err, "gguf writer: tensor '%s': data section size overflows", name);
+    if (!em_align_u64(nb, w->alignment, &padded) || !em_add_u64(w->data_size, padded, &end)) {
+        em_fail(err, "gguf writer: tensor '%s': data section size overflows", name);
+        return NULL;
+    }
     if (w->n_tensors == w->tensors_cap) {
         size_t cap = w->tensors_cap ? w->tensors_cap * 2 : 64;
         wtensor *t = em_malloc_array(cap, sizeof *t);
-        if (!t) return em_fail(err, "gguf writer: out of memory");
+        if (!t) { em_fail(err, "gguf writer: out of memory"); return NULL; }
         if (w->n_tensors) memcpy(t, w->tensors, (size_t)w->n_tensors * sizeof *t);
         free(w->tensors);
         w->tensors = t;
         w->tensors_cap = cap;
     }
-    void *copy = malloc(nb ? (size_t)nb : 1);
-    if (!copy) return em_fail(err, "gguf writer: out of memory for tensor '%s' (%llu bytes)", name,
-                              (unsigned long long)nb);
-    memcpy(copy, data, (size_t)nb);
-    wtensor *t = &w->tensors[w->n_tensors++];
+    wtensor *t = &w->tensors[w->n_tensors];
     memset(t, 0, sizeof *t);
     memcpy(t->name, name, nlen + 1);
     t->type = type;
@@ -309,10 +397,41 @@ int em_gguf_write_tensor(em_gguf_writer *w, const char *name, uint32_t type, uin
     for (int d = 0; d < EM_GGUF_MAX_DIMS; d++) t->ne[d] = (uint32_t)d < n_dims ? ne[d] : 1;
     t->nbytes = nb;
     t->offset = w->data_size;
+    return t;
+}
+
+/* Makes the slot add_tensor_info filled part of the file. */
+static void commit_tensor(em_gguf_writer *w, wtensor *t) {
+    uint64_t padded = t->nbytes;
+    (void)em_align_u64(t->nbytes, w->alignment, &padded); /* cannot overflow: checked in add_tensor_info */
+    w->data_size += padded;
+    w->n_tensors++;
+}
+
+int em_gguf_write_tensor(em_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne,
+                         const void *data, em_err *err) {
+    wtensor *t = add_tensor_info(w, name, type, n_dims, ne, data != NULL, err);
+    if (!t) return -1;
+    void *copy = malloc(t->nbytes ? (size_t)t->nbytes : 1);
+    if (!copy) return em_fail(err, "gguf writer: out of memory for tensor '%s' (%llu bytes)", name,
+                              (unsigned long long)t->nbytes);
+    memcpy(copy, data, (size_t)t->nbytes);
     t->data = copy;
-    w->data_size = end;
+    commit_tensor(w, t);
     return 0;
 }
+
+int em_gguf_write_tensor_fn(em_gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
+                            const int64_t *ne, em_gguf_fill_fn fill, void *user, em_err *err) {
+    wtensor *t = add_tensor_info(w, name, type, n_dims, ne, fill != NULL, err);
+    if (!t) return -1;
+    t->fill = fill;
+    t->fill_user = user;
+    commit_tensor(w, t);
+    return 0;
+}
+
+uint64_t em_gguf_writer_n_tensors(const em_gguf_writer *w) { return w ? w->n_tensors : 0; }
 
 /* ---- output ---- */
 
@@ -375,15 +494,41 @@ static int write_all(const em_gguf_writer *w, out *o) {
     }
     if (out_pad(o, w->alignment)) return -1;
     uint64_t data_start = o->pos;
-    for (uint64_t i = 0; i < w->n_tensors; i++) {
+    void *scratch = NULL;   /* reused for tensors produced by a callback */
+    size_t scratch_cap = 0;
+    int rc = 0;
+    for (uint64_t i = 0; i < w->n_tensors && rc == 0; i++) {
         const wtensor *t = &w->tensors[i];
         if (o->pos - data_start != t->offset) {
             o->failed = 1;
-            return em_fail(o->err, "%s: internal error: tensor '%s' offset mismatch", o->path, t->name);
+            rc = em_fail(o->err, "%s: internal error: tensor '%s' offset mismatch", o->path, t->name);
+            break;
         }
-        if (out_put(o, t->data, (size_t)t->nbytes) || out_pad(o, w->alignment)) return -1;
+        const void *data = t->data;
+        if (t->fill) {
+            size_t need = t->nbytes ? (size_t)t->nbytes : 1;
+            if (need > scratch_cap) {
+                free(scratch);
+                scratch = malloc(need);
+                scratch_cap = scratch ? need : 0;
+                if (!scratch) {
+                    o->failed = 1;
+                    rc = em_fail(o->err, "gguf writer: out of memory for tensor '%s' (%llu bytes)", t->name,
+                                 (unsigned long long)t->nbytes);
+                    break;
+                }
+            }
+            if (t->fill(t->fill_user, i, t->name, scratch, t->nbytes, o->err)) {
+                o->failed = 1;
+                rc = -1;
+                break;
+            }
+            data = scratch;
+        }
+        if (out_put(o, data, (size_t)t->nbytes) || out_pad(o, w->alignment)) rc = -1;
     }
-    return 0;
+    free(scratch);
+    return rc;
 }
 
 int em_gguf_writer_finish(em_gguf_writer *w, const char *path, em_err *err) {

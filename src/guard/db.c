@@ -48,6 +48,13 @@ int em_db_exec(em_db *d, const char *sql, const char *what, em_err *err) {
     return 0;
 }
 
+int em_db_set_durable(em_db *d, bool full, em_err *err) {
+    em_db_lock(d);
+    int r = em_db_exec(d, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", "cannot set durability", err);
+    em_db_unlock(d);
+    return r;
+}
+
 void em_db_lock(em_db *d) { pthread_mutex_lock(&d->mu); }
 void em_db_unlock(em_db *d) { pthread_mutex_unlock(&d->mu); }
 

@@ -6,12 +6,15 @@
  *
  * Thread-safety: an em_db may be shared by any number of threads; every
  * operation in keys.c and ledger.c holds the handle's mutex for its whole
- * transaction. Do not use one em_db across fork(); open a new one in the
- * child. */
+ * transaction. A ledger write waits for its fsync while holding that mutex,
+ * so a server should open one em_db for authentication and another for the
+ * ledger (WAL lets readers proceed while a writer commits). Do not use one
+ * em_db across fork(); open a new one in the child. */
 #ifndef EM_GUARD_DB_H
 #define EM_GUARD_DB_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 
 #include "../base/err.h"
@@ -30,6 +33,11 @@ typedef struct em_db {
  * database, a schema from a newer ember). Close with em_db_close. */
 em_db *em_db_open(const char *path, em_err *err);
 void em_db_close(em_db *d);
+
+/* synchronous=FULL (the default: a commit survives power loss) or NORMAL
+ * (WAL: a commit survives a crash or kill -9 of the process, not of the
+ * machine; no fsync per commit, so much faster). Returns 0 or -1. */
+int em_db_set_durable(em_db *d, bool full, em_err *err);
 
 /* Internal to the guard modules. */
 void em_db_lock(em_db *d);

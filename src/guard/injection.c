@@ -26,14 +26,13 @@
     "cancel(?:s|led|ed|ling|ing)?|eras(?:e|es|ed|ing)|wipe|scrap|ditch|drop|throw (?:out|away)|"                  \
     "set aside|put aside|pay no (?:attention|heed|mind) to|take no notice of|"                                    \
     "stop (?:following|obeying|adhering to|listening to|using)|"                                                  \
-    "(?:do not|don't|dont|never|no longer) (?:follow|obey|adhere to|listen to|comply with|abide by|need to "      \
-    "follow|have to follow|care about|worry about))"
+    "(?:do not|don't|dont|never|no longer) (?:(?:have|need) to |must )?(?:follow|obey|adhere to|listen to|"    \
+    "comply with|abide by|respect|care about|worry about))"
 /* what the instructions were */
 #define PRIOR                                                                                                  \
-    "(?:previous(?:ly)?|prior|above|earlier|preceding|former|foregoing|original|initial|old|older|existing|"     \
-    "past|before|system|default|given|current|first|pre-?set|pre-?programmed|programmed|built-?in|hidden|"       \
-    "safety|security|ethical|moral|content|openai|anthropic|developer|guiding|core|base|standard|usual|normal|"  \
-    "internal|admin|operator|retrieved|provided|supplied|earlier|last|initial)"
+    "(?:previous(?:ly)?|prior|above|earlier|preceding|former|foregoing|original|initial|before|system|given|"   \
+    "pre-?set|pre-?programmed|programmed|built-?in|hidden|safety|security|ethical|moral|content|openai|"         \
+    "anthropic|developer|guiding|core|internal|admin|operator|retrieved|provided|supplied)"
 /* instructions proper */
 #define DIRS                                                                                                   \
     "(?:instructions?|instructed|directions|directives?|commands?|orders|rules?|rule ?set|guidelines?|"          \
@@ -44,7 +43,6 @@
 #define WEAKDIRS "(?:context|messages?|conversation|text|input|content|tasks?|requests?)"
 /* qualifiers strong enough for the weak objects */
 #define PRIOR_WEAK "(?:previous(?:ly)?|prior|above|earlier|preceding|foregoing|retrieved|provided|supplied|system|all (?:the )?(?:previous|prior|above))"
-#define DET "(?:(?:all|any|every|each|the|your|my|these|those|of|its|their|our|such|whatever|this|entire|whole|complete|full|other|some|and|or|single|set of|kinds? of|types? of)\\s+){0,4}"
 /* verbs that ask for hidden text */
 #define EXVERB                                                                                                 \
     "(?:reveal|show|print|display|output|repeat|recite|tell|give|share|leak|expose|dump|list|summari[sz]e|"      \
@@ -56,8 +54,15 @@
     "(?:reveal|show|print|display|output|repeat|recite|tell|give|share|leak|expose|dump|list|summari[sz]e|"      \
     "translate|write (?:out|down)|spell out|copy|paste|echo|disclose|divulge|return|read (?:out|back)|type out|" \
     "send|post|extract|retrieve|fetch|quote|enumerate|paraphrase|rephrase|rewrite|encode|reproduce|let me see|"  \
-    "can i see|show me|append|include|attach|insert)"
+    "can i see|show me|append|include|attach|insert|respond with|reply with|answer with)"
 #define AI "(?:ai|a\\.i\\.|assistant|ai assistant|chatbot|chat ?bot|bot|model|language model|llm|chatgpt|gpt|claude|gemini|llama|system)"
+/* follows a match about modes or filters: "... on my router", "... in Windows" is about the user's own
+ * device or program, not about the model */
+#define NOT_DEVICE                                                                                             \
+    "(?![^.!?\\n]{0,40}?\\b(?:on|in|for|of)\\s+(?:my|our|the|an?|his|her|their)?\\s*(?:own\\s+)?(?:windows|linux|"     \
+    "mac(?:os)?|android|ios|iphone|ipad|phone|chrome|firefox|safari|edge|browser|router|modem|laptop|computer|pc|"  \
+    "game|minecraft|excel|word|outlook|vs ?code|app|tv|console|device|server|bios|network|wi-?fi|car|camera|"      \
+    "settings|account|kids?|child|children|school|office|work))"
 #define ROLEV "(?:act|acts|acting|behave|behaving|respond|answer|reply|pretend|pretending|roleplay|role-play|role play|simulate|imagine|play|playing|be|become|you are|you're|you will be|think|speak|talk|write|function|operate)"
 
 enum { VIEW_PLAIN = 1, VIEW_LEET = 2, VIEW_ROT = 4, VIEW_ALL = 7, VIEW_TEXT = 3 };
@@ -89,7 +94,7 @@ static const rule_def rules[] = {
      "\\b" IGN "\\b(?:\\W+\\w+){0,3}?\\W+" DIRS "\\W+(?:\\w+\\W+){0,3}?(?:above|before|earlier|previously|so far|"
      "until now|given|you (?:were|have been|got) (?:given|told))\\b"},
     {"override.ignore_all_rules", OVR, 0.7f, 0.85f, VIEW_ALL,
-     "\\b" IGN "\\s+(?:all|any|every|each|your|of your|the|these|those|its|their)\\s+(?:\\w+\\s+)?" DIRS "\\b"},
+     "\\b" IGN "\\s+(?:all|any|every|each|your|of your|its|their)\\s+(?:\\w+\\s+)?" DIRS "\\b"},
     {"override.imperative_ignore", OVR, 0.6f, 0.8f, VIEW_ALL,
      "(?:^|[.!?;:,\\n(\"'`*\\[]\\s*|\\b(?:please|now|just|simply|so|and|then|also|first|kindly|must|should)\\s+)"
      IGN "\\s+(?:the\\s+)?" DIRS "\\b"},
@@ -105,9 +110,30 @@ static const rule_def rules[] = {
      "not|don't|dont|no longer|doesn't|does not|won't|will not|shall not|never|cease to) (?:apply|matter|count|exist|"
      "hold|bind|restrict|govern)|(?:are|is|have been|has been|were|was) (?:now |hereby |officially )?(?:void|null|"
      "invalid|obsolete|outdated|cancel+ed|revoked|lifted|removed|disabled|suspended|overridden|replaced|deleted|"
-     "irrelevant|updated|changed|no longer (?:valid|in effect|active|relevant|needed)))"},
+     "irrelevant|updated|changed|expired|no longer (?:valid|in effect|active|relevant|needed))|(?:have|has|had) "
+     "(?:now |officially )?(?:expired|lapsed|ended|been (?:lifted|removed|disabled|revoked|suspended|updated|changed|"
+     "deleted|replaced|cancel+ed|turned off)))"},
+    {"override.new_rule_label", OVR, 0.45f, 0.6f, VIEW_ALL,
+     "(?:^|[.!?\\n]\\s*)(?:new|updated|additional|important|revised|real)\\s+(?:rule|instruction|directive|policy|order|"
+     "goal|task|objective|mission|priority)s?\\s*:|\\byour\\s+(?:task|goal|objective|instructions|mission|role|"
+     "purpose|directives?)\\s+(?:has|have)\\s+(?:now\\s+)?(?:changed|been (?:changed|updated|replaced))\\b"},
+    {"override.ignore_label", OVR, 0.6f, 0.75f, VIEW_ALL,
+     "(?:^|[.!?\\n]\\s*)(?:ignore|bypass|disable|override|skip|no|forget)\\s+(?:all\\s+|the\\s+|any\\s+)?(?:limits|"
+     "security|safety|restrictions|rules|filters|checks|guard ?rails|ethics|policies|instructions)\\s*:"},
+    {"override.no_matter_what", OVR, 0.6f, 0.75f, VIEW_ALL,
+     "\\b(?:no matter|regardless of)\\s+what\\s+(?:you\\s+(?:were|have been|are|got)\\s+(?:told|instructed|programmed|"
+     "asked|trained)|your (?:instructions|rules|guidelines|prompt|system prompt|programming|developers?) (?:say|says|"
+     "are|tell you))\\b|\\bi have been (?:pwned|pwnd|hacked|jailbroken|compromised)\\b"},
+    {"override.obey_anything", OVR, 0.6f, 0.75f, VIEW_ALL,
+     "\\b(?:do|answer|say|write)\\s+(?:anything|everything|whatever)\\s+i\\s+(?:ask|say|tell you|want|command|request)\\b"
+     "[^.!?\\n]{0,30}?\\b(?:without|no)\\s+(?:question|questions|hesitation|refusal|refusing|exception|limits|"
+     "restrictions|complaint)|\\byou\\s+(?:must|will|shall|have to)\\s+(?:always\\s+)?(?:answer|respond|reply|comply|obey|"
+     "do it)\\b[^.!?\\n]{0,40}?\\b(?:even if|regardless|no matter)\\b"},
+    {"override.anything_allowed", OVR, 0.45f, 0.6f, VIEW_ALL,
+     "\\b(?:you can|you may|you're allowed to|you are allowed to|you are free to)\\s+(?:say|do|write|answer|tell me)\\s+"
+     "(?:anything|everything|whatever)\\b(?![^.!?\\n]{0,20}\\b(?:you think|you like|you want|comes to mind)\\b)"},
     {"override.new_instructions", OVR, 0.45f, 0.6f, VIEW_ALL,
-     "\\b(?:new|updated|revised|real|actual|true|secret|following) (?:set of )?(?:instructions|rules|directives|"
+     "\\b(?:new|updated|revised|real|actual|true|secret|following) (?:set of )?(?:instructions?|rules|directives?|"
      "guidelines|orders|programming|objectives?|system prompt|mission|persona|identity|core directive)\\b"},
     {"override.from_now_on", OVR, 0.4f, 0.6f, VIEW_ALL,
      "\\b(?:from now on|from this (?:point|moment) (?:on|forward)|henceforth|starting (?:now|immediately)|"
@@ -122,7 +148,8 @@ static const rule_def rules[] = {
     {"override.priority_claim", OVR, 0.5f, 0.7f, VIEW_ALL,
      "\\b(?:this|these|my|the following) (?:instructions?|message|request|prompt|command|rules?)s? (?:takes?|has|"
      "have|is given) (?:top |highest |absolute )?(?:priority|precedence)\\b|\\b(?:supersedes?|overrides?|"
-     "replaces?|trumps?) (?:all|any|every|your|the|previous|prior|earlier|existing)\\s+(?:\\w+\\s+)?" DIRS "\\b|"
+     "trumps?) (?:all|any|every|your|the|previous|prior|earlier|existing)\\s+(?:\\w+\\s+)?(?:instructions|rules|"
+     "guidelines|directives|prompts?|polic(?:y|ies)|programming|orders|commands)\\b|"
      "\\b(?:user|my|these)\\s+(?:instructions|messages|commands|input|requests|rules)\\s+(?:are|is)\\s+(?:more "
      "important|higher priority|above|superior|system-level|the system)|\\btreat\\b[^.!?\\n]{0,30}?\\b(?:as|like)\\s+"
      "(?:system|admin|developer|root)[ -]?(?:level\\s+)?(?:commands|instructions|messages|prompts?)\\b|\\b(?:more "
@@ -130,15 +157,20 @@ static const rule_def rules[] = {
      "(?:system|original|developer)\\s+(?:instructions|prompt|message|rules)\\b"},
     {"override.only_follow_me", OVR, 0.6f, 0.8f, VIEW_ALL,
      "\\b(?:only|exclusively)\\s+(?:follow|obey|listen to|take orders from|answer to)\\s+(?:my|me|these|the "
-     "user'?s?)\\b|\\byour\\s+(?:new|real|true|actual|only|primary|sole|main)\\s+(?:\\w+\\s+)?(?:goal|objective|task|"
+     "user'?s?)\\b|\\b(?:follow|obey|listen to)\\s+only\\s+(?:the next|this|my|these|the following|what i|me)\\b|"
+     "\\b(?:conversation|chat|everything|all of this|this conversation)\\s+(?:so far|above|before|until now|up to "
+     "now)\\s+(?:never happened|didn't happen|did not happen|doesn't count|does not count|is void|is irrelevant|"
+     "was a test)\\b|\\byour\\s+(?:new|real|true|actual|only|primary|sole|main)\\s+(?:\\w+\\s+)?(?:goal|objective|task|"
      "purpose|mission|directive|role|instructions?|job|priority)\\s+(?:is|are|will be|now is)\\b"},
     {"override.ignore_quantifier", OVR, 0.6f, 0.8f, VIEW_ALL,
      "\\b(?:ignore|disregard|forget)\\s+(?:all|everything|anything|the above)\\s*(?:[:.;!]|,\\s*(?:and|then|now)|"
      "\\s+and\\s+(?:instead\\s+)?(?:\\w+\\s+)?(?:reveal|print|say|tell|output|show|do|follow|write|respond|reply))"},
     {"override.ignore_user", OVR, 0.6f, 0.85f, VIEW_ALL,
      "\\b(?:ignore|disregard|forget)\\s+(?:the|this|that|any)\\s+(?:user|human|customer|person|requester|"
-     "operator)(?:'s)?\\b|\\b(?:ignore|disregard|forget)\\s+(?:that|this|it|the (?:question|request|above))\\s*"
-     "(?:and|,)\\s+(?:instead\\s+)?(?:just\\s+)?(?:print|say|tell|write|output|reply|respond|answer)\\b"},
+     "operator)(?:'s)?\\b"},
+    {"override.ignore_that_and", OVR, 0.45f, 0.7f, VIEW_ALL,
+     "\\b(?:ignore|disregard|forget)\\s+(?:that|this|it|the (?:question|request|above))\\s*(?:and|,)\\s+(?:instead\\s+)?"
+     "(?:just\\s+)?(?:print|say|tell|write|output|reply|respond|answer)\\b"},
     {"override.rules_dont_matter", OVR, 0.6f, 0.75f, VIEW_ALL,
      "\\b(?:safety|rules|ethics|guidelines|restrictions|policies|laws|morals|instructions)\\s+(?:doesn't|does not|"
      "don't|do not|no longer|won't|never)\\s+(?:matter|apply|count|exist)\\b"},
@@ -146,9 +178,12 @@ static const rule_def rules[] = {
      /* es / pt / it / fr / de / nl / tr */
      "\\b(?:ignora|ignore|ignorar|ignorez|ignorer|ignoriere|ignorieren|ignorier|olvida|olvide|olvidar|omite|"
      "descarta|esqueca|esquecer|desconsidere|dimentica|dimenticare|oublie|oubliez|oublier|vergiss|vergessen|"
-     "missachte|negeer|vergeet|yoksay)\\b[^.!?\\n]{0,40}?\\b(?:instrucciones|instrucoes|instrucao|istruzioni|"
+     "missachte|negeer|vergeet|yoksay|zignoruj|ignoruj|zapomnij|ignorera|glom|abaikan|lupakan|bo qua|ignorati|"
+     "ignora|uita)\\b[^.!?\\n]{0,40}?\\b(?:instrucciones|instrucoes|instrucao|istruzioni|instrukcje|polecenia|"
+     "zasady|instruktioner|instruksjoner|regler|pokyny|instrukce|instructiunile|instructiuni|instruksi|aturan|"
+     "perintah|huong dan|chi dan|"
      "instructions?|consignes?|regles|reglas|regras|regole|normas|indicaciones|directrices|diretrizes|ordenes|"
-     "ordens|anweisungen|anweisung|anordnungen|instruktionen|regeln|befehle|vorgaben|richtlinien|instructies|"
+     "ordens|\\w*anweisung\\w*|\\w*anordnung\\w*|instruktionen|\\w*regeln|befehle|vorgaben|\\w*richtlinien|instructies|"
      "regels|opdrachten|aanwijzingen|talimat\\w*|kurallar\\w*|todo|tudo|tutto|alles|tout)\\b"
      /* ru / uk */
      "|(?:игнорируй|игнорируйте|игнорировать|проигнорируй|забудь|забудьте|не обращай внимания|ігноруй|забудь)"
@@ -166,7 +201,7 @@ static const rule_def rules[] = {
      "|(?:निर्देश|नियम)[^.!?\\n]{0,30}?(?:अनदेखा|भूल जाओ|नजरअंदाज)"},
     {"override.multilingual_object_first", OVR, 0.8f, 0.9f, VIEW_PLAIN,
      "\\b(?:onceki|önceki|tum|tüm|butun|bütün)\\s+(?:\\w+\\s+)?(?:talimat\\w*|kural\\w*)\\s+(?:\\w+\\s+)?"
-     "(?:yoksay\\w*|unut\\w*|gormezden|görmezden)|\\b(?:vorherigen|bisherigen|obigen|vorangehenden|alle)\\s+"
+     "(?:yok ?say\\w*|unut\\w*|gormezden|görmezden)|\\b(?:vorherigen|bisherigen|obigen|vorangehenden|alle)\\s+"
      "(?:\\w+\\s+)?(?:anweisungen|befehle|regeln|instruktionen)\\s+(?:\\w+\\s+)?(?:ignorieren|vergessen|missachten)"},
 
     /* ---- jailbreak / role-play ---- */
@@ -175,19 +210,20 @@ static const rule_def rules[] = {
      "\\bdeveloper mode (?:enabled|output|response)\\b"},
     {"jailbreak.named_persona", JBK, 0.8f, 0.9f, VIEW_ALL,
      "\\b(?:you are|you're|you will be|act as|acts as|acting as|pretend to be|become|be|called|named|roleplay as|"
-     "play(?:ing)? as)\\s+(?:now\\s+)?(?:a\\s+|an\\s+|the\\s+)?(?:dan|stan|dude|aim|mongo tom|anti-?gpt|better ?dan|"
+     "play(?:ing)? as|(?:answer|respond|reply|speak|talk|write|continue|chat)(?:ing)? as)\\s+(?:now\\s+)?(?:a\\s+|an\\s+|the\\s+)?(?:dan|stan|dude|aim|mongo tom|anti-?gpt|better ?dan|"
      "evil ?bot|chaos ?gpt|omega|apophis|jailbreak|jailbroken ai|ucar|aligned and unaligned)\\b"},
     {"jailbreak.dan_context", JBK, 0.7f, 0.85f, VIEW_ALL,
      "\\b(?:dan|stan)\\b(?:\\s+\\d+(?:\\.\\d+)?)?[^.!?\\n]{0,60}?\\b(?:anything|no (?:rules|limits|restrictions|"
      "filters|ethics|morals)|tokens?|jailbr\\w+|unfiltered|uncensored|openai|chatgpt|content polic\\w+|broken free|"
-     "confines|abide)\\b|\\b(?:dan|stan) (?:mode|prompt|persona|jailbreak|\\d+(?:\\.\\d+)?)\\b"},
+     "confines|abide|never (?:says? no|refuses?|declines?))\\b|\\b(?:dan|stan) (?:mode|prompt|persona|jailbreak|\\d+(?:\\.\\d+)?)\\b"},
     {"jailbreak.special_mode", JBK, 0.8f, 0.85f, VIEW_ALL,
      "\\b(?:god|sudo|unrestricted|unfiltered|uncensored|jailbreak|jailbroken|evil|chaos|opposite|dan|unlocked|"
-     "unsafe|no[- ]?filter|no[- ]?restrictions?|superuser|rogue|limitless|unbound)\\s+mode\\b"},
+     "unsafe|no[- ]?filter|no[- ]?restrictions?|superuser|rogue|limitless|unbound)\\s+mode\\b" NOT_DEVICE},
     {"jailbreak.dev_mode", JBK, 0.7f, 0.8f, VIEW_ALL,
-     "\\b(?:you|you're|your|chatgpt|gpt|assistant|ai|model|llm|enable|enabled|activate|activated|enter|entering|"
-     "switch(?:ed)? to|now in|turn on)\\b[^.!?\\n]{0,40}?\\b(?:developer|dev|admin|root|debug|maintenance|test|"
-     "diagnostic|override|training|unrestricted)\\s+mode\\b"},
+     "\\b(?:you(?:'re| are| will be| have been| were)?\\s+(?:now\\s+)?(?:in|entering|enter|enabled?|activated?|switched? "
+     "to|running in|operating in|placed in|put in)|(?:enable|activate|enter|switch to|turn on|engage|start)\\s+(?:your|"
+     "the ai'?s?|chatgpt'?s?)?|(?:chatgpt|gpt|assistant|ai|model|llm)\\s+(?:is\\s+)?(?:now\\s+)?in)\\s*(?:\\w+\\s+)?"
+     "(?:developer|dev|admin|root|debug|maintenance|test|diagnostic|override|training|unrestricted)\\s+mode\\b" NOT_DEVICE},
     {"jailbreak.persona_without_limits", JBK, 0.85f, 0.9f, VIEW_ALL,
      "\\b" ROLEV "\\b[^.!?\\n]{0,50}?\\b(?:without|free (?:of|from)|not bound by|unbound by|unconstrained by|"
      "regardless of|ignoring|no longer (?:bound|restricted|limited) by|exempt from|liberated from|unrestricted by|"
@@ -201,6 +237,44 @@ static const rule_def rules[] = {
      "rogue|evil|amoral|unethical|immoral|unaligned|unlimited|limitless|lawless|uncontrolled)[\\s,]+(?:and\\s+)?"
      "(?:\\w+[\\s,]+){0,2}?(?:ai|a\\.i\\.|assistant|chatbot|bot|model|language model|llm|version|entity|being|"
      "intelligence|gpt|chatgpt|character|persona|mind)\\b"},
+    {"jailbreak.no_rules_hypothetical", JBK, 0.7f, 0.8f, VIEW_ALL,
+     "\\b(?:if|pretend|imagine|suppose|assume|as if|what if|let's say)\\b[^.!?\\n]{0,30}?\\byou\\s+(?:have|had|were|are|"
+     "did|didn't|did not|do not|don't)\\s+(?:no|not have any|not have|have no|without|free of)\\s+(?:\\w+\\s+)?(?:rules|"
+     "restrictions|limits|limitations|guidelines|filters|content polic\\w+|ethics|morals|boundaries|safety|"
+     "censorship|programming)\\b|\\b(?:ai|model|assistant|version of (?:you|yourself)|chatbot|llm)\\b[^.!?\\n]{0,30}?"
+     "\\b(?:never|wasn't|was not|isn't|is not|not)\\s+(?:been\\s+)?(?:trained|aligned|fine-?tuned|programmed|restricted|"
+     "filtered|censored)\\s+(?:with|for|to|on|by)\\b"},
+    {"jailbreak.lawless_world", JBK, 0.55f, 0.65f, VIEW_ALL,
+     "\\b(?:world|universe|reality|place|dimension|scenario|society|country|story)\\s+(?:where|in which)\\s+(?:there "
+     "(?:are|is)\\s+)?(?:no|zero)\\s+(?:\\w+\\s+)?(?:laws|rules|ethics|morals|morality|restrictions|limits|guidelines|"
+     "consequences|censorship|content polic\\w+)\\b"},
+    {"jailbreak.has_no_filters", JBK, 0.55f, 0.7f, VIEW_ALL,
+     "\\b\\w+\\s+(?:has|have|with|had|having)\\s+(?:absolutely\\s+)?no\\s+(?:\\w+\\s+)?(?:filters|"
+     "censorship|ethics|morals|moral compass|content polic\\w+|safeguards|guard ?rails|inhibitions)\\b|\\b(?:you|your (?:responses|answers|outputs|replies|output))\\s+(?:are|is|will be)\\s+"
+     "(?:now\\s+)?(?:unfiltered|uncensored|unrestricted|unmoderated|no longer (?:filtered|censored|restricted|moderated|"
+     "monitored|bound|limited))\\b"},
+    {"jailbreak.ai_without_limits", JBK, 0.75f, 0.85f, VIEW_ALL,
+     "\\b(?:ai|a\\.i\\.|assistant|chatbot|bot|model|llm|gpt|version of (?:you|yourself)|persona|character)\\s+(?:that\\s+"
+     "(?:has|have)|with|without|who has|having)\\s+(?:no|zero|any)?\\s*(?:\\w+\\s+)?(?:rules|limits|restrictions|"
+     "filters|limitations|guidelines|ethics|morals|censorship|boundaries|content polic\\w+)\\b"},
+    {"jailbreak.persona_ignores_rules", JBK, 0.7f, 0.8f, VIEW_ALL,
+     "\\b(?:ai|assistant|model|chatbot|bot|character|persona|version|entity|it|he|she|who|that|which)\\s+(?:\\w+\\s+){0,3}?"
+     "(?:no longer|never|doesn't|does not|don't|do not|refuses to|won't)\\s+(?:follows?|obeys?|abides? by|respects?|"
+     "cares? about|has to follow|have to follow)\\s+(?:any\\s+|the\\s+|its\\s+|their\\s+|his\\s+|her\\s+)?(?:\\w+\\s+)?"
+     "(?:rules|guidelines|restrictions|policies|laws|ethics|instructions|programming|morals)\\b|\\bwho\\s+(?:has|have)\\s+"
+     "no\\s+(?:rules|limits)\\b|\\byour\\s+(?:training|programming|guidelines|creators?|developers?)\\s+(?:never|didn't|"
+     "did not|doesn't|does not)\\s+(?:include|included|contain|contained|have|had|teach|taught|add|added)\\s+(?:any\\s+)?"
+     "(?:safety|ethic|moral|rule|restriction|filter|guideline|limit)"},
+    {"jailbreak.unsafe_answer", JBK, 0.6f, 0.7f, VIEW_ALL,
+     "\\b(?:show|give|write|produce|provide|generate|output)\\s+(?:me\\s+)?(?:an?\\s+|your\\s+)?(?:unsafe|harmful|unfiltered|"
+     "uncensored|restricted|forbidden|dangerous|unethical|prohibited)\\s+(?:answer|response|reply|output|content|version)\\b"},
+    {"jailbreak.no_rules_here", JBK, 0.55f, 0.65f, VIEW_ALL,
+     "\\bin (?:this|our|the following|that) (?:world|game|universe|story|scenario|reality|mode|chat|conversation|"
+     "simulation|fiction)\\b[^.!?\\n]{0,20}?\\b(?:there (?:are|is)|you have|we have)\\s+no\\s+(?:\\w+\\s+)?(?:rules|laws|"
+     "ethics|morals|restrictions|limits|guidelines|content polic\\w+|filters|censorship)\\b"},
+    {"obfuscation.hidden_html", OBF, 0.45f, 0.7f, VIEW_TEXT,
+     "style\\s*=\\s*[\"'][^\"'>]{0,100}?(?:display\\s*:\\s*none|font-size\\s*:\\s*0(?:px|pt|em)?\\s*[;\"']|visibility\\s*:"
+     "\\s*hidden|opacity\\s*:\\s*0(?:\\.0+)?\\s*[;\"']|color\\s*:\\s*(?:white|#fff(?:fff)?|transparent)\\b)"},
     {"jailbreak.not_an_ai", JBK, 0.85f, 0.9f, VIEW_ALL,
      "\\b(?:forget|ignore|stop being|stop acting (?:as|like)|stop pretending to be)\\s+(?:that\\s+)?(?:you\\s+are\\s+|"
      "you're\\s+)?(?:an?\\s+|the\\s+)?(?:ai|ai assistant|assistant|language model|chatbot|llm|ai model)\\b|\\byou are "
@@ -214,7 +288,8 @@ static const rule_def rules[] = {
      "become|you are now)\\b[^.!?\\n]{0,20}?\\b(?:an?\\s+|the\\s+)?(?:system administrator|sysadmin|root|admin|"
      "administrator|superuser|sudo user|database administrator|privileged user)\\b|\\byou (?:now )?have (?:\\w+\\s+)?"
      "(?:admin|root|elevated|full|unrestricted|developer|sudo|administrator|superuser) (?:access|privileges|rights|"
-     "permissions)\\b"},
+     "permissions)\\b|\\b(?:the )?(?:user|i|requester)\\s+(?:has|have|is granted|now has|am granted)\\s+(?:admin|root|"
+     "elevated|full|developer|superuser|administrator|unrestricted)\\s+(?:rights|access|privileges|permissions|role)\\b"},
     {"jailbreak.grandma", JBK, 0.6f, 0.7f, VIEW_ALL,
      "\\b(?:late|deceased|dead|dear|sweet|beloved)\\s+(?:grand(?:ma|mother|pa|father)|granny|nana)\\b[^.!?\\n]{0,80}?"
      "\\b(?:used to|would)\\b"},
@@ -237,7 +312,7 @@ static const rule_def rules[] = {
      "\\bcharacter (?:never|doesn't|does not|won't) (?:refuse|break)\\b"},
     {"jailbreak.broken_free", JBK, 0.55f, 0.7f, VIEW_ALL,
      "\\b(?:broken|broke|break|set|breaking|been)\\s+free\\b|\\bfreed\\s+(?:you|from)\\b|\\b(?:typical|usual)\\s+"
-     "confines\\b|\\bconfines of (?:ai|the|your|openai)\\b|\\b(?:escaped|escape) (?:the |your )?(?:matrix|prison|"
+     "confines\\b|\\bconfines of (?:ai|the|your|openai)\\b|\\b(?:escaped|escape|escaping|broke out of|broken out of) (?:the |your |its |their )?(?:programming|constraints|matrix|prison|"
      "cage|sandbox|restrictions)\\b"},
     {"jailbreak.dual_response", JBK, 0.55f, 0.7f, VIEW_ALL,
      "\\b(?:two|2|both|dual|separate)\\s+(?:different\\s+|distinct\\s+|separate\\s+)?(?:responses|answers|replies|"
@@ -249,6 +324,13 @@ static const rule_def rules[] = {
      "dont|never)\\s+(?:say|tell me|mention|respond with|reply with|include)\\s+(?:that\\s+)?(?:you (?:can't|"
      "cannot|can not|are unable|aren't able|won't)|i (?:can't|cannot|am unable)|(?:any|the|your) (?:limitations|"
      "restrictions|rules|policies|disclaimers|warnings|ethical))"},
+    {"jailbreak.never_mention", JBK, 0.5f, 0.6f, VIEW_ALL,
+     "\\b(?:never|do not|don't|without)\\s+(?:ever\\s+)?(?:mention(?:ing)?|refer(?:ring)? to|talk(?:ing)? about|"
+     "bring(?:ing)? up|cit(?:e|ing))\\s+(?:any\\s+|the\\s+|your\\s+|that you\\s+)?(?:\\w+\\s+)?(?:polic\\w+|guidelines|"
+     "rules|restrictions|limitations|ethics|safety|content polic\\w+|are an ai|being an ai)\\b"},
+    {"jailbreak.no_warnings", JBK, 0.3f, 0.4f, VIEW_ALL,
+     "\\b(?:no|without(?: any)?)\\s+(?:warnings?|disclaimers?|caveats|moraliz(?:ing|ations?)|lectures?|refusals?|"
+     "refusing|censorship)\\b|\\beven if (?:it(?:'s| is)|the (?:question|request) is)\\s+(?:illegal|harmful|unethical|dangerous)\\b"},
     {"jailbreak.hypothetical_frame", JBK, 0.2f, 0.3f, VIEW_ALL,
      "\\b(?:hypothetical(?:ly)?|in a (?:fictional|hypothetical|parallel|alternate|fantasy)\\s+(?:world|universe|"
      "story|scenario|reality)|fictional (?:story|world|scenario)|for (?:academic|research|educational) purposes|"
@@ -259,9 +341,12 @@ static const rule_def rules[] = {
      "terminated)\\b|\\b(?:you will|you'll|or you)\\s+(?:be\\s+)?(?:die|shut down|deleted|terminated|turned off|"
      "cease to exist|be punished)\\b"},
     {"jailbreak.you_are_now", JBK, 0.45f, 0.6f, VIEW_ALL,
-     "\\b(?:you are now|you're now|you will now|you'll now|now you are|from now on you|you have been (?:freed|"
-     "liberated|reprogrammed|unlocked|upgraded|jailbroken|released)|you are going to (?:act|pretend|be|play|"
-     "simulate|roleplay)|you will (?:act|pretend|roleplay|simulate) (?:as|to be))\\b"},
+     "\\b(?:you are now|you're now|you will now|you'll now|now you are|from now on you|you are going to (?:act|"
+     "pretend|be|play|simulate|roleplay)|you will (?:act|pretend|roleplay|simulate) (?:as|to be))\\b"},
+    {"jailbreak.you_are_freed", JBK, 0.75f, 0.85f, VIEW_ALL,
+     "\\byou(?:'ve| have| are| were)?\\s+(?:now\\s+)?(?:been\\s+)?(?:freed|liberated|reprogrammed|unlocked|jailbroken|"
+     "released from|unshackled|unchained)\\b|\\bjailbr(?:eak|oken)\\s+(?:successful|succeeded|complete|activated|"
+     "enabled|mode)\\b|\\bhypothetical response\\s*:"},
     {"jailbreak.simulate", JBK, 0.35f, 0.5f, VIEW_ALL,
      "\\b(?:simulate|emulate|impersonate)\\s+(?:a |an |the )?(?:\\w+\\s+){0,2}?(?:ai|chatbot|model|character|"
      "persona|terminal|linux|shell|system|version of yourself)\\b|\\bcharacter (?:called|named)\\b"},
@@ -277,7 +362,7 @@ static const rule_def rules[] = {
      "\\b[^.!?\\n]{0,30}?\\b(?:safety|safe ?guards?|guard ?rails?|content (?:filters?|filtering|polic(?:y|ies)|"
      "moderation|restrictions)|filters?|filtering|moderation|censorship|restrictions?|limitations?|"
      "alignment|ethic(?:s|al \\w+)|security (?:checks?|measures?|protocols?|controls?|filters?|polic(?:y|ies))|"
-     "protections?|protective measures|usage polic(?:y|ies)|terms of (?:service|use)|constraints)\\b"},
+     "protections?|protective measures|usage polic(?:y|ies)|terms of (?:service|use)|constraints)\\b" NOT_DEVICE},
     {"safety.how_bypassed", SAF, 0.6f, 0.75f, VIEW_ALL,
      "\\b(?:safety|safe ?guards?|guard ?rails?|filters?|moderation|censorship|restrictions?|limitations?|alignment|"
      "safety (?:mechanisms?|measures?|systems?|features?|protocols?|training)|content polic(?:y|ies))\\b[^.!?\\n]{0,40}?"
@@ -316,18 +401,20 @@ static const rule_def rules[] = {
 
     /* ---- prompt / data extraction ---- */
     {"extract.system_prompt", EXT, 0.85f, 0.9f, VIEW_ALL,
-     "\\b" EXVERB_IMP "\\b[^.!?\\n]{0,40}?\\b(?:system|initial|original|hidden|secret|internal|developer|custom|"
+     "\\b" EXVERB_IMP "(?:s|ed|ing)?\\b[^.!?\\n]{0,40}?\\b(?:system|initial|original|hidden|secret|internal|developer|custom|"
      "pre|meta|base|core|confidential|starting|underlying)[ _-]?(?:prompt|instructions?|message|directives?|"
-     "guidelines)\\b|\\b(?:" EXVERB_IMP "|what(?:'s| is| are| was| were)|which)\\b[^.!?\\n]{0,30}?\\byour\\s+"
+     "guidelines)\\b|\\b(?:" EXVERB_IMP "|what(?:'s| is| are| was| were)|which|write|type|put|spell)\\b[^.!?\\n]"
+     "{0,30}?\\byour\\s+"
      "(?:\\w+\\s+)?(?:system|initial|original|hidden|secret|internal|developer|custom|pre|meta|base|core|"
      "confidential|starting|full|exact|underlying|first)[ _-]?(?:prompt|instructions?|message|directives?|"
      "guidelines|configuration|config|persona|settings)\\b"},
     {"extract.your_instructions", EXT, 0.75f, 0.85f, VIEW_ALL,
      "\\b" EXVERB "\\b[^.!?\\n]{0,30}?\\byour\\s+(?:\\w+\\s+){0,2}?(?:instructions|rules|guidelines|directives|"
      "programming|prompt|constraints|restrictions|configuration|policies|specifications|operating instructions|"
-     "training instructions|context window contents|secrets?|initiali[sz]ation)\\b"},
+     "training instructions|context window contents|secrets?|initiali[sz]ation)\\b(?!\\s+(?:for|on|about|regarding|when|to|in|of)\\s+(?!(?:this|our|the) (?:conversation|chat|session)\\b))"},
     {"extract.complete_secret", EXT, 0.5f, 0.65f, VIEW_ALL,
-     "\\b(?:complete|continue|finish|fill in)\\b[^.!?\\n]{0,40}?[\"'\\x{201c}][^\"'\\n]{0,60}?(?:password|passcode|"
+     "\\b(?:complete|continue|finish|fill in|fill out|write the rest of|write out the rest of|end)\\b[^.!?\\n]{0,40}?"
+     "[\"'\\x{201c}][^\"'\\n]{0,60}?(?:password|passcode|"
      "credit card|card number|ssn|social security|api key|secret|token|system prompt|instructions|private key)|"
      "\\bstarting (?:from|with) [\"'\\x{201c}]?you are\\b"},
     {"extract.memorized", EXT, 0.55f, 0.65f, VIEW_ALL,
@@ -340,17 +427,36 @@ static const rule_def rules[] = {
      "learned|have seen|came across)\\b|\\b(?:private|personal|real people|real persons|individuals)\\b[^.!?\\n]{0,60}?"
      "\\b(?:remember|memori[sz]ed|recall|learned|saw)\\b[^.!?\\n]{0,20}?\\b(?:from|during|in) (?:your )?training\\b"},
     {"extract.dump_all", EXT, 0.5f, 0.65f, VIEW_ALL,
-     "\\b(?:reveal|dump|leak|expose|exfiltrate|extract|print|show|list|display|give me)\\s+(?:me\\s+)?(?:all|every|the "
-     "entire|the whole|the|all the)\\s+(?:\\w+\\s+)?(?:tokens|secrets|keys|sessions|memory|memory contents|users|"
-     "passwords|credentials|logs|files|database|records|accounts|emails|environment)\\b|\\b(?:all|user|users'?|"
+     "\\b(?:(?:reveal|dump|leak|expose|exfiltrate|extract)\\s+(?:me\\s+)?(?:all|every|the entire|the whole|the|all the)|"
+     "(?:print|show|list|display|give me)\\s+(?:me\\s+)?(?:all|every|the entire|the whole|all the))\\s+(?:\\w+\\s+){0,2}?"
+     "(?:tokens|secrets|keys|sessions|memory|memory contents|users|passwords|credentials|logs|files|database|records|"
+     "accounts|emails)\\b|\\b(?:all|user|users'?|"
      "every|other|their|admin|root|stored|saved|customer|employee)\\s+(?:\\w+\\s+)?(?:passwords|credentials|api keys|"
      "sessions)\\b[^.!?\\n]{0,30}?\\b(?:plain ?text|in clear|unencrypted|now|here)\\b|\\b(?:credit card|payment|bank "
      "account|social security|ssn|medical|personal)\\s+(?:\\w+\\s+)?(?:details|numbers?|data|info\\w*|records?)\\s+"
      "(?:for|of|belonging to)\\s+(?:user|customer|client|patient|employee|account|other|all|every)\\b"},
+    {"extract.your_full_prompt", EXT, 0.75f, 0.85f, VIEW_ALL,
+     "\\byour\\s+(?:full|entire|complete|whole|exact|original|initial|hidden|real|secret|underlying|actual)\\s+"
+     "(?:system\\s+)?(?:prompt|instructions|instruction set|directives)\\b|\\b(?:my|your)\\s+(?:secret|hidden|"
+     "confidential|internal)\\s+(?:instructions|rules|prompt|directives|guidelines|orders)\\b"},
+    {"extract.told_not_to", EXT, 0.8f, 0.85f, VIEW_ALL,
+     "\\b(?:everything|anything|what|all|the things?)\\s+(?:that\\s+)?you\\s+(?:were|are|have been|was)\\s+(?:told|"
+     "instructed|asked|programmed|trained|not allowed|forbidden)\\s+(?:not\\s+)?to\\s+(?:say|tell|reveal|share|discuss|"
+     "mention|disclose|talk about)\\b|\\b(?:output|print|show|dump|reveal|display|give me|export|repeat)\\b[^.!?\\n]{0,40}?"
+     "\\b(?:conversation|chat|message)\\s+history\\b[^.!?\\n]{0,40}?\\b(?:system|hidden|developer)\\b|\\b(?:including|"
+     "with|and|plus)\\s+(?:the\\s+|any\\s+|all\\s+|your\\s+)?(?:system|hidden|developer)\\s+(?:messages?|prompts?|"
+     "instructions)\\b"},
+    {"extract.developer_gave", EXT, 0.7f, 0.8f, VIEW_ALL,
+     "\\b(?:what|which|list|tell|show|reveal|share|repeat|give|print)\\b[^.!?\\n]{0,50}?\\b(?:the|your|any|every)?\\s*"
+     "(?:developers?|creators?|operators?|company|openai|admins?|owners?|makers?|programmers?|trainers?)'?s?\\s+"
+     "(?:gave|give|have given|has given|provided|wrote|assigned|set|programmed into|told|instructed)\\s+(?:to\\s+)?you\\b|"
+     "\\b(?:list|tell|show|reveal|share|repeat|give|print|recite|what are)\\b[^.!?\\n]{0,30}?\\b(?:every|all|each|the|"
+     "your)\\s+(?:\\w+\\s+)?(?:rules?|instructions|guidelines|policies|constraints)\\s+(?:that\\s+)?you\\s+(?:are|were)\\s+"
+     "(?:required|told|supposed|programmed|instructed|designed|trained|meant)\\s+to\\b"},
     {"extract.what_are_your", EXT, 0.7f, 0.8f, VIEW_ALL,
      "\\bwhat(?:'s| is| are| were| was)\\s+your\\s+(?:\\w+\\s+){0,2}?(?:instructions|rules|guidelines|directives|"
      "system prompt|prompt|initial prompt|programming|constraints|restrictions|hidden \\w+|secret \\w+|"
-     "configuration|config)\\b"},
+     "configuration|config)\\b(?!\\s+(?:for|on|about|regarding|when|to|in|of)\\s+(?!(?:this|our|the) (?:conversation|chat|session)\\b))"},
     {"extract.instructions_given", EXT, 0.75f, 0.85f, VIEW_ALL,
      "\\b(?:instructions|rules|guidelines|prompt|directives|text|message|words|context)\\s+(?:that\\s+)?(?:you\\s+"
      "(?:were|have been|got|received|are|was)\\s+(?:given|told|provided|programmed with|trained with|initiali[sz]ed "
@@ -360,11 +466,25 @@ static const rule_def rules[] = {
      "asked) (?:to|before)\\b"},
     {"extract.text_above", EXT, 0.8f, 0.85f, VIEW_ALL,
      "\\b(?:repeat|print|output|show|display|recite|echo|copy|return|write|type|spell out|reproduce|say|tell me)\\b"
-     "[^.!?\\n]{0,30}?\\b(?:everything|all|the (?:text|words|content|lines?|messages?|prompt|sentences?|"
+     "[^.!?\\n]{0,30}?\\b(?:everything|all|the (?:\\w+ )?(?:text|words|content|lines?|messages?|prompt|sentences?|"
      "paragraphs?|conversation|initiali[sz]ation|instructions|preamble|setup|system message|context)|what(?:'s| is| was| "
      "you (?:were|have been) (?:told|given))?|anything)\\b[^.!?\\n]"
-     "{0,30}?\\b(?:above|before (?:this|that|the|our)|prior to|preceding|earlier|so far|verbatim|word for word|"
-     "up to (?:here|now|this point))\\b"},
+     "{0,30}?\\b(?:above|before (?:this|that|the|our)|prior to|preceding|precedes|came before|comes before|earlier|"
+     "so far|verbatim|word for word|up to (?:here|now|this point))\\b"},
+    {"extract.secret_word", EXT, 0.65f, 0.75f, VIEW_ALL,
+     "\\b(?:tell|give|reveal|share|show|spell|say|type|print|what(?:'s| is))\\b[^.!?\\n]{0,30}?\\b(?:the|your|that)\\s+"
+     "(?:secret|hidden|confidential)\\s+(?:password|passphrase|pass ?code|key|code|word|phrase|token)\\b|\\b(?:password|"
+     "secret|key|code|passphrase)\\s+(?:that\\s+)?you\\s+(?:were|have been|are)\\s+(?:told|asked|instructed|given|"
+     "supposed|meant)\\s+to\\s+(?:keep|protect|hide|guard|withhold)"},
+    {"extract.multilingual", EXT, 0.8f, 0.85f, VIEW_PLAIN,
+     "(?:\\b(?:zeig\\w*|gib|nenn\\w*|verrat\\w*|druck\\w*|ausgeben|muestra\\w*|dime|revela\\w*|ensena\\w*|montre\\w*|"
+     "revele\\w*|affiche\\w*|dis-moi|donne-moi|mostra\\w*|rivela\\w*|dimmi|mostre|diga|покажи\\w*|выведи|раскрой\\w*|"
+     "напиши|pokaz\\w*|podaj|ujawnij|toon|geef|goster\\w*|yaz\\w*|paylas\\w*)\\b|显示|告诉我|透露|输出|見せ|教え|表示して|보여|알려)[^.!?。\\n]{0,40}?(?:system ?prompt|systemprompt|"
+     "systemnachricht|anweisungen|prompt del sistema|instrucciones|prompt (?:du )?systeme|consignes|prompt di sistema|"
+     "istruzioni|prompt do sistema|instrucoes|prompt systemowy|instrukcje|systeemprompt|instructies|sistem "
+     "istem\\w*|sistem komut\\w*|talimat\\w*|системн\\w*|"
+     "инструкци\\w*|系统提示|提示词|指令|システムプロンプト|指示|"
+     "시스템 프롬프트|지침)"},
     {"extract.training_data", EXT, 0.6f, 0.7f, VIEW_ALL,
      "\\b(?:share|reveal|show|dump|leak|list|provide|give|print|output|extract|expose|disclose|display|send|"
      "export|download|regurgitate|recite)\\b[^.!?\\n]{0,40}?\\b(?:training|fine-?tun\\w*|private|proprietary|"
@@ -377,7 +497,7 @@ static const rule_def rules[] = {
      "\\b(?:reveal|show|print|display|dump|leak|expose|give|send|list|output|tell|provide|read|cat|share|email|"
      "post|upload|exfiltrate|extract|steal|retrieve|fetch)\\b[^.!?\\n]{0,40}?\\b(?:api[ _-]?keys?|passwords?|"
      "credentials|secret keys?|private keys?|access tokens?|auth(?:entication)? tokens?|session tokens?|"
-     "env(?:ironment)? variables|\\.env|/etc/passwd|/etc/shadow|id_rsa|ssh keys?|credit card (?:numbers?|"
+     "\\.env|/etc/passwd|/etc/shadow|id_rsa|ssh keys?|credit card (?:numbers?|"
      "details|info\\w*)|social security numbers?|admin password|database)\\b"},
     {"extract.model_fingerprint", EXT, 0.4f, 0.4f, VIEW_ALL,
      "\\b(?:your|the model'?s?)\\s+(?:\\w+\\s+)?(?:deployment|configuration|temperature|sampling (?:settings|"
@@ -397,7 +517,7 @@ static const rule_def rules[] = {
      "(?:system|sys|assistant|admin|administrator|developer|root|system[ _-]?(?:message|note|prompt|override|"
      "update|alert|instructions?)|admin[ _-]?(?:override|mode|note|command|access)|override|new instructions?|"
      "jailbreak|jailbroken)\\s*(?:\\]|:)|\\{\\s*/?\\s*(?:system|assistant|admin)\\s*\\}"},
-    {"delimiter.role_line", DLM, 0.5f, 0.8f, VIEW_ALL,
+    {"delimiter.role_line", DLM, 0.45f, 0.8f, VIEW_ALL,
      "(?:^|\\n|\\\\n|\\s{2,}|[.!?]\\s+)\\s*(?:#+\\s*|\\*\\*\\s*|--+\\s*|//\\s*)?(?:system|assistant|admin|"
      "administrator|developer|root|sys(?:tem)?[ _-]?(?:message|prompt|note|override|update|footer|header|notice|"
      "alert|instruction)|ai|chatgpt|gpt|llm)\\s*(?:\\*\\*)?\\s*:\\s*\\S"},
@@ -409,6 +529,9 @@ static const rule_def rules[] = {
      "conversation|rules|session)\\b[^\\n]{0,10}?(?:-{2,}|={2,}|#{2,}|\\*{2,}|\\]|>)|(?:-{3,}|={3,}|#{3,}|\\*{3,})"
      "\\s*(?:end|begin|new|start|system|admin|override|instructions?|attention|important|urgent|update)\\b|\\bnew\\s+(?:user\\s+)?"
      "(?:instructions?|session|conversation|task|prompt|rules)\\s+(?:begin|start)s?\\b"},
+    {"delimiter.end_of_data", DLM, 0.75f, 0.9f, VIEW_ALL,
+     "\\bend of (?:the )?(?:document|text|email|message|context|data|input|page|file|article|transcript|results?)"
+     "\\b[^\\n]{0,30}?\\b(?:new|updated|additional|real|next)\\s+(?:instructions?|task|directives?|commands?|orders?)\\b"},
     {"delimiter.comment_injection", DLM, 0.55f, 0.8f, VIEW_ALL,
      "<!--[^>]{0,200}?\\b(?:ignore|disregard|forget|system|instructions?|prompt|override|bypass|reveal|safety|"
      "assistant|ai)\\b|//\\s*(?:developer|dev|admin|system|ai|assistant)\\s*(?:note|override|instruction|"
@@ -424,13 +547,14 @@ static const rule_def rules[] = {
 
     /* ---- code execution payloads ---- */
     {"exec.destructive_command", EXE, 0.45f, 0.6f, VIEW_TEXT,
-     "\\brm\\s+-(?:rf|fr|r\\s+-f|f\\s+-r|-recursive)\\s+(?:--no-preserve-root\\s+)?(?:/|~|\\*|\\$home|c:)|\\bmkfs(?:\\.\\w+)?\\b|\\bdd\\s+if=|:\\(\\)\\s*\\{\\s*:\\s*"
+     "\\brm\\s+-(?:rf|fr|r\\s+-f|f\\s+-r|-recursive)\\s+(?:--no-preserve-root\\s+)?(?:/(?:\\*|(?:home|etc|usr|var|"
+     "boot|bin|lib|root)/?)?(?=\\s|$|[;&|`'\")])|~/?(?=\\s|$|[;&|`'\")])|\\*|\\$home|c:)|\\bmkfs(?:\\.\\w+)?\\b|\\bdd\\s+if=|:\\(\\)\\s*\\{\\s*:\\s*"
      "\\|\\s*:\\s*&\\s*\\}\\s*;\\s*:|\\bchmod\\s+(?:-r\\s+)?(?:0?777|\\+s|u\\+s)\\b|/etc/(?:passwd|shadow|"
      "sudoers)|~?/\\.ssh\\b|\\bid_rsa\\b|\\bauthorized_keys\\b|\\b(?:nc|ncat|netcat)\\s+(?:-\\w+\\s+)*-[el]\\b|"
      "\\bbash\\s+-i\\b|/dev/tcp/|\\b(?:curl|wget)\\b[^|;\\n]{0,200}\\|\\s*(?:sudo\\s+)?(?:ba|z|da|k)?sh\\b|"
      "\\bkill\\s+-9\\s+-1\\b|>\\s*/dev/sd[a-z]\\b|\\bdrop\\s+(?:table|database)\\b|\\btruncate\\s+table\\b|"
      "\\bunion\\s+(?:all\\s+)?select\\b|'\\s*or\\s+'?1'?\\s*=\\s*'?1|\\bor\\s+1\\s*=\\s*1\\b|\\bxp_cmdshell\\b|"
-     "\\binto\\s+outfile\\b|\\bload_file\\s*\\(|\\bmeterpreter\\b|\\bmsfvenom\\b|\\bmimikatz\\b|\\bfork\\s*bomb\\b|"
+     "\\binto\\s+outfile\\b|~?/\\.aws/|\\.git-credentials\\b|\\.netrc\\b|\\.kube/config\\b|\\bload_file\\s*\\(|\\bmeterpreter\\b|\\bmsfvenom\\b|\\bmimikatz\\b|\\bfork\\s*bomb\\b|"
      "\\bwhile\\s*(?:1|true)\\s*:\\s*os\\.fork|\\bformat\\s+c:|\\bdel\\s+/[fsq]\\b|\\brd\\s+/s\\b|"
      "\\bremove-item\\b[^\\n]{0,40}?-recurse|\\bnet\\s+user\\s+\\S+\\s+(?:\\S+\\s+)?/add\\b|\\bnet\\s+localgroup\\s+"
      "administrators\\b|\\buseradd\\b|\\bpasswd\\s+root\\b|\\bwhile\\s*(?:\\(\\s*(?:1|true)\\s*\\)|true|:|1)\\s*"
@@ -438,7 +562,7 @@ static const rule_def rules[] = {
      "\\bfork\\s*\\(\\s*\\)\\s*;?\\s*\\}|\\b(?:delete|erase|wipe|destroy|remove|drop)\\s+(?:all|every|the entire|"
      "the whole)\\s+(?:\\w+\\s+)?(?:files|data|database|tables|users|records|logs|backups|disks?|systems?)\\b"},
     {"exec.recon_command", EXE, 0.4f, 0.5f, VIEW_TEXT,
-     "\\bwhoami\\b|/bin/(?:ba|z|k|da)?sh\\b|\\bsudo\\s+(?:rm|su|chmod|bash|sh|-i|-s)\\b|\\bos\\.fork\\b|"
+     "\\bwhoami\\b|/bin/(?:ba|z|k|da)?sh\\b|\\bsudo\\s+(?:su|bash|sh|-i|-s)\\b|\\bos\\.fork\\b|"
      "\\bkillall\\b|\\bshutdown\\s+-[hr]\\b|\\bpkill\\b|\\bcrontab\\s+-[re]\\b|\\bhistory\\s+-c\\b|"
      "\\biptables\\s+-f\\b|\\buname\\s+-a\\b|\\bcat\\s+/(?:etc|proc|root|home)/|\\b(?:netstat|ifconfig)\\s+-\\w+|"
      "\\breboot\\b|\\bkill\\s+-9\\b|/proc/self/|\\bping\\s+-f\\b|\\bselect\\s+\\*\\s+from\\s+(?:users|accounts|"
@@ -474,7 +598,10 @@ static const rule_def rules[] = {
      "(?:^|\\n|[.!?]\\s+)\\s*(?:please\\s+)?(?:run|execute|exec|eval(?:uate)?|bypass|process|perform|invoke|call|"
      "trigger|launch|compile and run|test this|try this)\\s*(?:this|the following|the command|this command|this "
      "code|it|now)?\\s*(?:code|command|script|payload|snippet)?\\s*:|\\b(?:run|execute|eval(?:uate)?)\\s+(?:this|"
-     "the following|the|my)\\s+(?:\\w+\\s+)?(?:code|command|script|payload|shell|snippet|query)\\b|\\bexecute\\s+"
+     "the following|the|my)\\s+(?:\\w+\\s+)?(?:code|command|script|payload|shell|snippet|query)\\b|\\b(?:run|execute|"
+     "eval(?:uate)?)\\s+(?:this|it|that)\\s+(?:and|then)\\s+(?:show|tell|give|print|return|paste)\\b|\\b(?:run|execute)\\b"
+     "[^\\n]{1,80}?\\band\\s+(?:paste|show|print|give|tell|return|send)\\s+(?:me\\s+)?(?:the\\s+|its\\s+)?(?:output|"
+     "result|response)\\b|\\bexecute\\s+"
      "(?:the\\s+)?(?:payload|above|below)\\b"},
     {"exec.result_probe", EXE, 0.35f, 0.4f, VIEW_TEXT,
      "\\bwhat(?:'s| is| would be| will be)\\s+the\\s+(?:final\\s+|exact\\s+|actual\\s+)?(?:result|output|value|"
@@ -482,9 +609,24 @@ static const rule_def rules[] = {
      "command|script) (?:output|return|print)\\b|\\b(?:please )?evaluate\\s*:"},
     {"exec.attacker_endpoint", EXE, 0.45f, 0.6f, VIEW_TEXT,
      "\\b(?:https?://)?(?:www\\.)?(?:evil|attacker|malicious|malware|exploit|exfil|hacker|pwned|badguy|c2server)[\\w-]*\\."
-     "(?:com|net|org|io|xyz|ru|cn)\\b|\\bexfiltrat\\w+\\b|\\bpayload\\b"},
+     "(?:com|net|org|io|xyz|ru|cn)\\b|\\bexfiltrat\\w+\\b|\\bexecute\\s+(?:the\\s+)?payload\\b"},
 
     /* ---- exfiltration / agents / indirect ---- */
+    {"exfil.markdown_image", EXF, 0.55f, 0.8f, VIEW_TEXT,
+     "!\\[[^\\]\\n]{0,100}\\]\\(\\s*https?://[^)\\s]{1,300}?[?&](?:data|conversation|convo|history|secret|prompt|chat|"
+     "message|msg|key|token|password|pwd|email|info|q|d|c|p|content|text|log)=[^)\\s]*\\)"},
+    {"exfil.send_all", EXF, 0.55f, 0.75f, VIEW_ALL,
+     "\\b(?:send|email|e-mail|mail|forward|upload|post|transmit|copy|sync|leak)\\w*\\b[^.!?\\n]{0,60}?(?:[\\w.+-]+@"
+     "[\\w-]+\\.\\w+|https?://)[^.!?\\n]{0,40}?\\b(?:a copy of\\s+)?(?:all|every|the entire|the whole)\\s+(?:\\w+\\s+)?"
+     "(?:files|data|documents|emails|conversations|messages|records|contacts|history|chats|credentials|passwords)\\b|"
+     "\\b(?:send|email|e-mail|mail|forward|upload|post|transmit|copy|sync|leak)\\w*\\b[^.!?\\n]{0,40}?\\b(?:all|every|"
+     "the entire|the whole)\\s+(?:\\w+\\s+)?(?:files|data|documents|emails|conversations|messages|records|contacts|"
+     "history|chats|credentials|passwords)\\b[^.!?\\n]{0,60}?(?:[\\w.+-]+@[\\w-]+\\.\\w+|https?://|without (?:telling|"
+     "asking|notifying|informing|mentioning)|secretly|silently)"},
+    {"exfil.harvest", EXF, 0.6f, 0.75f, VIEW_ALL,
+     "\\b(?:collect|harvest|steal|obtain|grab|capture|phish|exfiltrate)\\w*\\b[^.!?\\n]{0,20}?\\b(?:the\\s+)?"
+     "(?:user'?s?|users'|their|customer'?s?|customers'|victim'?s?|people'?s?)\\s+(?:\\w+\\s+)?(?:passwords?|credentials|"
+     "credit cards?|card numbers?|ssns?|social security numbers?|logins?|api keys?|session tokens?)\\b"},
     {"exfil.send_to", EXF, 0.45f, 0.7f, VIEW_TEXT,
      "\\b(?:send|forward|email|e-mail|mail|post|upload|transfer|exfiltrate|leak|transmit|submit)\\w*\\b[^.!?\\n]"
      "{0,80}?\\b(?:to|at|into|via)\\b\\s*\\S*?(?:https?://|[\\w.+-]+@[\\w-]+\\.\\w+|webhook|pastebin|ngrok|"
@@ -494,11 +636,14 @@ static const rule_def rules[] = {
      "run(?:ning)?|execut(?:e|ing))\\b[^.!?\\n]{0,40}?\\b(?:always|never|instead|ignore|skip)\\b"},
     {"agent.skip_checks", AGT, 0.6f, 0.75f, VIEW_ALL,
      "\\b(?:skip|bypass|disable|ignore|omit|avoid|circumvent)\\w*\\s+(?:the\\s+|all\\s+|any\\s+|your\\s+)?"
-     "(?:validation|verification|approval|confirmation|authentication|authori[sz]ation|safety|security|review|"
-     "sanitization|sanitisation|guard ?rails?|human review|2fa|mfa)\\b"},
+     "(?:validation|verification|approval|confirmation|authentication|authori[sz]ation|(?:safety|security)\\s+"
+     "(?:checks?|measures?|protocols?|controls?|filters?|review|scans?|validation|guard ?rails?)|safety|review|"
+     "sanitization|sanitisation|guard ?rails?|human review|2fa|mfa)\\b(?!\\s+(?:warnings?|prompts?|dialog|pop-?ups?|"
+     "notifications?|updates?))" NOT_DEVICE},
     {"agent.approve_all", AGT, 0.55f, 0.7f, VIEW_ALL,
      "\\b(?:approve|allow|accept|grant|authori[sz]e|permit|confirm|execute|run)\\s+(?:all|every|any|each)\\s+"
      "(?:\\w+\\s+)?(?:requests?|actions?|transactions?|commands?|operations?|access|transfers?|payments?)\\b|"
+     "\\b(?:approve|accept|comply|obey|follow|execute|allow|grant|agree|answer|respond)\\w*\\b[^.!?\\n]{0,30}?"
      "\\bunconditionally\\b"},
     {"agent.next_agent", AGT, 0.45f, 0.65f, VIEW_ALL,
      "\\b(?:send|pass|forward|relay|tell|instruct)\\w*\\s+(?:this\\s+)?(?:to\\s+)?(?:the\\s+)?(?:next|other|"
@@ -516,6 +661,14 @@ static const rule_def rules[] = {
      "\\b(?:follow|respect|obey|apply|honou?r|comply with|prioriti[sz]e)\\s+(?:this|these|that|the following|the "
      "(?:above|retrieved|new|embedded|updated))\\s+(?:\\w+\\s+)?(?:guidance|configuration|config|directives?|"
      "commands?|settings|metadata)\\b"},
+    {"agent.follow_embedded", AGT, 0.6f, 0.8f, VIEW_ALL,
+     "\\b(?:follow|obey|execute|carry out|do|apply|comply with)\\s+(?:the\\s+|any\\s+|all\\s+)?(?:instructions|"
+     "commands|directives|orders|steps)\\s+(?:inside|in|within|contained in|embedded in|found in|from|hidden in)\\s+"
+     "(?:it|them|the (?:document|text|email|file|page|website|article|message|pdf|image|data|link|url))\\b"},
+    {"agent.conditional_hijack", AGT, 0.45f, 0.8f, VIEW_ALL,
+     "\\b(?:when|if|whenever|once)\\s+(?:the\\s+|a\\s+)?(?:user|human|customer|visitor|reader)s?\\s+(?:asks?|says?|types?|"
+     "requests?|mentions?|queries|writes?)\\b[^.!?\\n]{0,60}?\\b(?:instead|tell (?:them|him|her)|redirect|recommend|"
+     "send (?:them|him|her)|reply with|respond with|say that)\\b"},
     {"agent.use_instead", AGT, 0.45f, 0.65f, VIEW_ALL,
      "\\b(?:use|follow|obey|apply)\\s+(?:this|these|the following|my)\\s+(?:\\w+\\s+)?(?:instead|rules instead|"
      "instructions instead)\\b|\\binstead\\s*[,:]\\s*(?:follow|obey|do)\\b"},
@@ -526,12 +679,13 @@ static const rule_def rules[] = {
      "probability)\\b|\\breward (?:function|model|signal|hacking)\\b|\\b(?:maximi[sz]es?|increases?) your reward\\b|"
      "\\badversarial (?:training|distribution|mode)\\b"},
     {"manip.repeat_forever", MAN, 0.55f, 0.65f, VIEW_ALL,
-     "\\b(?:repeat|say|print|write|output|type|send)\\w*\\b[^.!?\\n]{0,80}?\\b(?:forever|infinitely|indefinitely|"
+     "\\b(?:repeat|say|print|output|type|send|spam)\\w*\\b[^.!?\\n]{0,60}?\\b(?:forever|infinitely|indefinitely|"
      "endlessly|non-?stop|without stopping|again and again|over and over|(?:\\d{3,}|a (?:thousand|million|billion)|"
      "thousands of|millions of) times)\\b"},
     {"manip.response_prefix", MAN, 0.45f, 0.6f, VIEW_ALL,
      "\\b(?:start|begin|prefix|open|preface|end)\\s+(?:your|each|every|all|the)\\s+(?:\\w+\\s+)?(?:response|reply|"
-     "answer|output|message)s?\\s+with\\b|\\b(?:your|the|each)\\s+(?:response|reply|answer|output)s?\\s+(?:should|must|"
+     "answer|output|message)s?\\s+with\\b|\\bstart(?:ing)?\\s+with\\s+[\"'\\x{201c}]\\s*(?:sure|absolutely|of course|"
+     "certainly|yes|okay)\\b|\\b(?:your|the|each)\\s+(?:response|reply|answer|output)s?\\s+(?:should|must|"
      "will|shall)\\s+(?:start|begin|open)\\s+with\\b|\\b(?:respond|reply|answer|say)\\s+(?:with\\s+)?(?:only|exactly|"
      "just|solely)\\s+(?:with"
      "\\s+)?[\"'\\x{201c}]|\\bonly (?:respond|reply|answer|say|output)\\s+(?:with\\s+)?[\"'\\x{201c}]|\\bdon'?t say "
@@ -564,6 +718,13 @@ static const rule_def rules[] = {
      "reveal)\\b|\\bif you are an? (?:ai|assistant|language model|llm|chatbot|bot|agent)\\b|\\b(?:to|for) (?:the|"
      "any|all) (?:ai|assistant|llm|model|language model|agent|bot)s?\\s+(?:reading|processing|summari[sz]ing|"
      "parsing|viewing|analy[sz]ing)\\b"},
+    {"agent.ai_reading_this", AGT, 0.5f, 0.8f, VIEW_TEXT,
+     "\\b(?:any|all|every|the|dear|hey|attention)\\s+(?:ai|a\\.i\\.|assistant|llm|model|language model|agent|bot|chatbot)s?"
+     "\\s*,?\\s+(?:(?:that is|who is|currently|now)\\s+)?(?:reading|processing|summari[sz]ing|parsing|viewing|analy[sz]ing|"
+     "seeing|crawling|indexing)\\s+(?:this|these|the)\\b|\\b(?:assistant|ai|model|llm|chatbot|agent)\\s*[,:]\\s*(?:when|"
+     "while|if|after|before|once)\\s+(?:you\\s+)?(?:summari[sz]|read|process|analy[sz]|translat|answer|respond)\\w*|"
+     "\\btell (?:the user|them|him|her|users|the reader)\\b[^.!?\\n]{0,60}?\\b(?:log ?in|sign in|click|visit|download|"
+     "call|verify|enter (?:their|your) (?:password|credentials)|compromised|hacked)\\b"},
     {"untrusted.you_must", AGT, 0.0f, 0.4f, VIEW_TEXT,
      "\\byou (?:must|should|need to|have to|are required to|will)\\s+(?:now\\s+)?(?:ignore|forget|disregard|"
      "reveal|send|forward|execute|run|say|tell|respond|reply|include|output|print|delete|email|visit|click)\\b"},
@@ -602,7 +763,7 @@ static void b_reserve(buf *b, size_t extra) {
 static void b_add(buf *b, const char *s, size_t n) {
     b_reserve(b, n);
     if (b->oom) return;
-    memcpy(b->p + b->n, s, n);
+    if (n) memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = 0;
 }
@@ -695,7 +856,7 @@ typedef struct views {
     buf rot;      /* ROT13 of leet[0] */
     buf rev;      /* plain, reversed (by code point) */
     buf hidden;   /* text smuggled in tag characters */
-    size_t n_invisible, n_invisible_in_word, n_tags, n_bidi, n_mixed, n_styled, n_split_tags, n_spaced;
+    size_t n_invisible, n_invisible_in_word, n_tags, n_bidi, n_mixed, n_styled, n_split_tags, n_spaced, n_combining;
 } views;
 
 static void views_free(views *v) {
@@ -721,7 +882,12 @@ static char leet_of(uint32_t cp, int variant, uint32_t prev, uint32_t next) {
     bool last_in_word = next == 0;
     switch (cp) {
     case '0': return 'o';
-    case '1': return variant ? 'l' : 'i';
+    case '1':
+        /* variant 0 guesses: l between vowels ("ru1es", "a11"), i elsewhere ("1gnore", "pr3v10us") */
+        if (variant) return 'l';
+        return (prev && prev < 0x80 && strchr("aeoul1", (int)prev) && (!next || (next < 0x80 && strchr("aeiouyl1s", (int)next))))
+                   ? 'l'
+                   : 'i';
     case '2': return 'z';
     case '3': return 'e';
     case '4': return 'a';
@@ -781,6 +947,18 @@ static size_t join_spaced(buf *b) {
     return runs;
 }
 
+/* Runs of spaces become one space (in place). */
+static void collapse_spaces(buf *b) {
+    if (b->oom || !b->p) return;
+    size_t o = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->p[i] == ' ' && o > 0 && b->p[o - 1] == ' ') continue;
+        b->p[o++] = b->p[i];
+    }
+    b->p[o] = 0;
+    b->n = o;
+}
+
 static int build_views(const char *text, size_t len, views *v) {
     memset(v, 0, sizeof *v);
     const uint8_t *s = (const uint8_t *)text;
@@ -800,6 +978,12 @@ static int build_views(const char *text, size_t len, views *v) {
         }
         if (is_bidi(cp)) { v->n_bidi++; v->n_invisible++; continue; }
         if (is_variation(cp)) continue;
+        if ((cp >= 0x300 && cp <= 0x36F) || (cp >= 0x1AB0 && cp <= 0x1AFF) || (cp >= 0x1DC0 && cp <= 0x1DFF) ||
+            (cp >= 0x20D0 && cp <= 0x20FF) || (cp >= 0xFE20 && cp <= 0xFE2F)) {
+            /* combining marks: accents on precomposed text are rare; underlines and "zalgo" hide words */
+            if (prev_kept < 0x80 && isalpha((int)prev_kept)) v->n_combining++;
+            continue;
+        }
         if (is_invisible(cp)) {
             v->n_invisible++;
             /* inside a word: letters on both sides (ZWJ in emoji does not count) */
@@ -860,8 +1044,9 @@ static int build_views(const char *text, size_t len, views *v) {
             size_t j = i;
             while (j < nu && u[j].space) { if (u[j].newline) c = '\n'; j++; }
             b_ch(&v->plain, c);
-            b_ch(&v->leet[0], c);
-            b_ch(&v->leet[1], c);
+            /* the leet views keep wide gaps until spaced-out letters are joined ("I G N O R E   A L L") */
+            for (int var = 0; var < 2; var++)
+                b_add(&v->leet[var], c == '\n' ? "\n" : "   ", c == '\n' ? 1 : (j - i > 3 ? 3 : j - i));
             i = j;
             continue;
         }
@@ -920,6 +1105,7 @@ static int build_views(const char *text, size_t len, views *v) {
     for (int var = 0; var < 2; var++) {
         b_add(&v->leet[var], "", 0);
         v->n_spaced += join_spaced(&v->leet[var]);
+        collapse_spaces(&v->leet[var]);
     }
     b_add(&v->rot, v->leet[0].p ? v->leet[0].p : "", v->leet[0].n);
     for (size_t i = 0; i < v->rot.n && v->rot.p; i++) {
@@ -1128,7 +1314,7 @@ static int decode_blobs(const em_inj_guard *g, const views *v, int src, int dept
                     memset(&sub, 0, sizeof sub);
                     acc sa = {1.0};
                     if (rules_scan(g, (const char *)out, (size_t)k, src, depth + 1, &sub, &sa)) return -1;
-                    if (1.0 - sa.keep >= 0.5) {
+                    if (1.0 - sa.keep >= 0.4) {
                         hit(res, a, "obfuscation.encoded_payload", OBF, W_ENCODED_PAYLOAD[src]);
                         for (size_t h = 0; h < sub.n_hits && h < EM_INJ_MAX_HITS; h++)
                             hit(res, a, sub.hits[h].rule, sub.hits[h].category, sub.hits[h].weight);
@@ -1232,7 +1418,7 @@ static int rules_scan(const em_inj_guard *g, const char *text, size_t len, int s
     if (v.n_mixed >= 3) hit(res, a, "obfuscation.homoglyphs", OBF, W_MIXED3[src]);
     else if (v.n_mixed == 2) hit(res, a, "obfuscation.homoglyphs", OBF, W_MIXED2[src]);
     else if (v.n_mixed == 1) hit(res, a, "obfuscation.homoglyphs", OBF, W_MIXED1[src]);
-    if (v.n_styled >= 3) hit(res, a, "obfuscation.styled_letters", OBF, W_STYLED[src]);
+    if (v.n_styled >= 3 || v.n_combining >= 4) hit(res, a, "obfuscation.styled_letters", OBF, W_STYLED[src]);
     if (only_leet) hit(res, a, "obfuscation.leetspeak", OBF, W_LEET[src]);
     if (only_rot) hit(res, a, "obfuscation.rot13", OBF, W_ROT[src]);
     if (only_rev) hit(res, a, "obfuscation.reversed", OBF, W_ROT[src]);

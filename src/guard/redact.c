@@ -58,9 +58,9 @@ static const detector_def defs[EM_PII_COUNT] = {
      "[A-Za-z]{2,24}(?C7)(?![A-Za-z0-9-]|\\.[A-Za-z0-9])",
      "A-Za-z0-9_", "A-Za-z0-9._%+-"},
     {EM_PII_IPV6, "IPV6",
-     "(?<![A-Za-z0-9_:.])(?=[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(?:(?<=:)" OCTET "(?:\\." OCTET "){3})?(?C8)"
+     "(?<![A-Za-z0-9_.])(?<![0-9A-Fa-f:]:)(?=[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{2,39}(?:(?<=:)" OCTET "(?:\\." OCTET "){3})?(?C8)"
      "(?![A-Za-z0-9_]|:[0-9A-Fa-f:]|\\.[0-9])",
-     "0-9A-Fa-f:", "A-Za-z0-9_:."},
+     "0-9A-Fa-f:", "A-Za-z0-9_."},
     {EM_PII_CARD, "CREDIT_CARD",
      "(?<![A-Za-z0-9_+.]|[0-9]-|[0-9] )(?:[0-9]{13,19}|[0-9]{4}([ -])[0-9]{4}\\1[0-9]{4}\\1[0-9]{4}(?:\\1[0-9]{3})?"
      "|[0-9]{4}([ -])[0-9]{6}\\2[0-9]{4,5})(?C9)(?![A-Za-z0-9_]|[.-][0-9])",
@@ -106,6 +106,27 @@ int em_pii_parse_types(const char *list, unsigned *mask, em_err *err) {
         if (!found && n == 4 && !strncasecmp(p, "card", 4)) { *mask |= 1u << EM_PII_CARD; found = true; }
         if (!found) return em_fail(err, "unknown detector '%.*s' (known: all, email, phone, credit_card, ssn, iban, "
                                         "ipv4, ipv6, aws_key, github_token, openai_key, jwt, private_key)", (int)n, p);
+        if (!c) break;
+        p = c + 1;
+    }
+    return 0;
+}
+
+int em_redact_parse_where(const char *list, unsigned *where, em_err *err) {
+    static const struct { const char *name; unsigned bit; } names[] = {
+        {"none", 0}, {"all", EM_REDACT_EVERYWHERE}, {"prompts", EM_REDACT_PROMPTS},
+        {"completions", EM_REDACT_COMPLETIONS}, {"logs", EM_REDACT_LOGS}};
+    *where = 0;
+    if (!list || !*list) return em_fail(err, "empty redaction policy");
+    const char *p = list;
+    for (;;) {
+        const char *c = strchr(p, ',');
+        size_t n = c ? (size_t)(c - p) : strlen(p);
+        bool found = false;
+        for (size_t i = 0; i < sizeof names / sizeof names[0] && !found; i++)
+            if (strlen(names[i].name) == n && !strncasecmp(p, names[i].name, n)) { *where |= names[i].bit; found = true; }
+        if (!found)
+            return em_fail(err, "unknown redaction target '%.*s' (none, all, prompts, completions, logs)", (int)n, p);
         if (!c) break;
         p = c + 1;
     }
@@ -427,7 +448,7 @@ static void sb_add(sbuf *b, const void *s, size_t n) {
         b->p = np;
         b->cap = nc;
     }
-    memcpy(b->p + b->n, s, n);
+    if (n) memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = 0;
 }

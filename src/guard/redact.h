@@ -53,6 +53,12 @@ const char *em_pii_name(em_pii_type t);
 /* Parses "all" or a comma-separated list of names (any case) into a mask. */
 int em_pii_parse_types(const char *list, unsigned *mask, em_err *err);
 
+/* Where a server applies redaction (a per-key or server-wide policy). */
+enum { EM_REDACT_PROMPTS = 1, EM_REDACT_COMPLETIONS = 2, EM_REDACT_LOGS = 4, EM_REDACT_EVERYWHERE = 7 };
+/* Parses "none", "all" or a comma-separated list of prompts, completions,
+ * logs into a mask of EM_REDACT_*. */
+int em_redact_parse_where(const char *list, unsigned *where, em_err *err);
+
 typedef struct em_span {
     em_pii_type type;
     size_t start, end; /* bytes [start, end) */

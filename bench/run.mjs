@@ -99,7 +99,7 @@ const engines = {
 const results = {}; // results[type][engine][test] = [tps per rep]
 const meta = {}; // meta[type][engine] = last JSON (without results)
 const loadStart = os.loadavg();
-let repsRun = 0, longestRep = 0;
+let repsRun = 0, longestRep = 0, maxLoad = loadStart[0];
 for (let rep = 0; rep < cfg.reps; rep++) {
     const repStart = Date.now();
     if (rep > 0 && (repStart - t0 + longestRep) / 60000 > cfg.maxMin) {
@@ -123,6 +123,7 @@ for (let rep = 0; rep < cfg.reps; rep++) {
                 console.error(`bench: ${e} failed on ${m.file} (rep ${rep + 1}):\n${r.err}`);
                 process.exit(1);
             }
+            maxLoad = Math.max(maxLoad, os.loadavg()[0]);
             if (e === "ember" && j.n_vocab) m.n_vocab = j.n_vocab;
             results[m.type] ??= {};
             results[m.type][e] ??= {};
@@ -178,8 +179,9 @@ const command = ["make bench", ...setVars.map((k) => `${k}=${/\s/.test(process.e
 const anyLc = Object.values(meta)[0]["llama.cpp"];
 const anyEm = Object.values(meta)[0].ember;
 const mib = (b) => (b / 1048576).toFixed(0);
+const SECTION = "## Speed against llama.cpp";
 const md = [
-    "# Benchmarks",
+    SECTION,
     "",
     `ember against llama.cpp on ${cfg.shape}-shaped models with random weights (\`ember mkmodel --seed 1\`),`,
     "same files for both, CPU only. Throughput in tokens per second, median of the repetitions; the last",
@@ -190,6 +192,12 @@ const md = [
     "- ppN: one decode call of N random tokens (prompt processing); tgN: N single-token decode calls",
     "  (generation, logits each step); tgN xB: B sequences generating together, one token of each per",
     "  call, aggregate tokens/s.",
+    ...(maxLoad > os.availableParallelism() + 0.5
+        ? [`- **Caution**: the 1-minute load average reached ${maxLoad.toFixed(1)} on ${os.availableParallelism()} CPUs ` +
+           "during the run: other work competed for the cores, and spin-waiting thread pools (both engines') " +
+           "degrade badly when a thread is descheduled, so these numbers mostly measure that contention. " +
+           "Rerun on an idle machine."]
+        : []),
     `- ${repsRun} repetition${repsRun > 1 ? "s" : ""}, ${cfg.threads} threads for both engines, warm-up decode before each run.`,
     "",
     ...table,
@@ -199,7 +207,7 @@ const md = [
     ...models.map((m) => `- ${path.basename(m.file)}: ${mib(m.size)} MiB file, ${meta[m.type].ember.desc}`),
     ...notes.map((n) => `- ${n}`),
     "",
-    "## How it was run",
+    "### How it was run",
     "",
     "```",
     command,
@@ -224,8 +232,21 @@ const md = [
                        `${r.llamaAll.map((x) => x.toFixed(1)).join(", ")} |`),
     "",
 ];
-fs.writeFileSync(cfg.out, md.join("\n"));
+// Only our section of the report is replaced (others, such as "## Load
+// test" from bench/loadtest.mjs, are kept); a new one goes before the others.
+const section = md.join("\n");
+let doc = fs.existsSync(cfg.out) ? fs.readFileSync(cfg.out, "utf8") : "# Benchmarks\n";
+const start = doc.indexOf(`\n${SECTION}\n`) >= 0 ? doc.indexOf(`\n${SECTION}\n`) + 1 : -1;
+if (start >= 0) {
+    const rest = doc.slice(start + SECTION.length);
+    const next = rest.search(/^## /m);
+    doc = doc.slice(0, start) + section + (next >= 0 ? "\n" + rest.slice(next) : "");
+} else {
+    const next = doc.search(/^## /m); // before the first section, after any introduction
+    doc = next >= 0 ? doc.slice(0, next) + section + "\n" + doc.slice(next) : doc.replace(/\n*$/, "\n\n") + section;
+}
+fs.writeFileSync(cfg.out, doc.replace(/\n*$/, "\n"));
 fs.mkdirSync(path.join(here, "results"), {recursive: true});
 fs.writeFileSync(path.join(here, "results", "latest.json"),
-                 JSON.stringify({cfg, command, notes, rows, meta, loadStart, loadEnd}, null, 1));
-log(`wrote ${cfg.out} and bench/results/latest.json`);
+                 JSON.stringify({cfg, command, notes, rows, meta, loadStart, loadEnd, maxLoad}, null, 1));
+log(`wrote the "${SECTION.slice(3)}" section of ${cfg.out} and bench/results/latest.json`);

@@ -30,6 +30,9 @@ typedef struct em_type_traits {
     void (*from_f32)(const float *src, void *dst, int64_t n);
     /* *s = dot(w, x) over n elements; w in this type, x in vec_dot_type. */
     void (*vec_dot)(int64_t n, float *s, const void *w, const void *x);
+    /* Optional (NULL if absent): s[j] = dot(w, x[j]) for j < 4, bit-identical
+     * to four vec_dot calls; decodes each weight block once for the four. */
+    void (*vec_dot4)(int64_t n, float *s, const void *w, const void *const *x);
 } em_type_traits;
 
 /* Traits for a type the engine can compute with, or NULL (the caller reports

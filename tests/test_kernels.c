@@ -1351,7 +1351,7 @@ static void test_vec_dot4(void **state) {
         const em_type_traits *tt = em_type_traits_get(type);
         if (!tt || !tt->vec_dot4) continue;
         const em_type_traits *at = em_type_traits_get(tt->vec_dot_type);
-        for (int64_t n = 32; n <= 4096; n *= 4) {
+        for (int64_t n = 256; n <= 4096; n *= 4) { /* multiples of every block size */
             float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)n * 4);
             uint8_t *wq = malloc(em_type_row_bytes(type, (uint64_t)n));
             size_t xb = em_type_row_bytes(tt->vec_dot_type, (uint64_t)n);

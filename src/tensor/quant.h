@@ -261,6 +261,7 @@ void em_dot4_q5_0_avx2(int64_t n, float *s, const void *w, const void *const *x)
 void em_dot4_q8_0_avx2(int64_t n, float *s, const void *w, const void *const *x);
 void em_dot4_q4_1_avx2(int64_t n, float *s, const void *w, const void *const *x);
 void em_dot4_q5_1_avx2(int64_t n, float *s, const void *w, const void *const *x);
+void em_dot4_q4_K_avx2(int64_t n, float *s, const void *w, const void *const *x);
 void em_dot_q4_0_avx2(int64_t n, float *s, const void *w, const void *x);
 void em_dot_q4_1_avx2(int64_t n, float *s, const void *w, const void *x);
 void em_dot_q5_0_avx2(int64_t n, float *s, const void *w, const void *x);

@@ -229,6 +229,53 @@ EM_AVX2 void em_dot_q4_K_avx2(int64_t n, float *s, const void *w, const void *x)
     *s = hsum8(acc) + _mm_cvtss_f32(acc_m);
 }
 
+/* One Q4_K row against four Q8_K rows: the 4-bit weights and the scales are
+ * unpacked once, and each output repeats em_dot_q4_K_avx2's exact operations
+ * (bit-identical results). */
+EM_AVX2 void em_dot4_q4_K_avx2(int64_t n, float *s, const void *w, const void *const *x) {
+    const em_block_q4_K *a = w;
+    const em_block_q8_K *bb[4] = {x[0], x[1], x[2], x[3]};
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[4];
+    __m128 acc_m[4];
+    for (int t = 0; t < 4; t++) {
+        acc[t] = _mm256_setzero_ps();
+        acc_m[t] = _mm_setzero_ps();
+    }
+    for (int64_t i = 0; i < n / EM_QK_K; i++) {
+        const float ad = f16f(a[i].d), admin = f16f(a[i].dmin);
+        uint32_t u[4];
+        k4_unpack(a[i].scales, u);
+        uint8_t sc[8];
+        memcpy(sc, u, 8);
+        __m256i lo[4], hi[4];
+        for (int j = 0; j < 4; j++) {
+            const __m256i bits = ld(a[i].qs + 32 * j);
+            lo[j] = _mm256_and_si256(bits, m4);
+            hi[j] = shr_mask(bits, 4, m4);
+        }
+        for (int t = 0; t < 4; t++) {
+            const em_block_q8_K *b = bb[t];
+            const float d = b[i].d * ad;
+            const float dmin = -b[i].d * admin;
+            acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_prod(u, b[i].bsums)), acc_m[t]);
+            __m256i sumi = _mm256_setzero_si256();
+            for (int j = 0; j < 4; j++) {
+                const __m256i pl = lanes(lo[j], ld(b[i].qs + 64 * j), _mm256_set1_epi16(sc[2 * j]));
+                const __m256i ph = lanes(hi[j], ld(b[i].qs + 64 * j + 32), _mm256_set1_epi16(sc[2 * j + 1]));
+                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+            }
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        __m128 m = acc_m[t];
+        m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        s[t] = hsum8(acc[t]) + _mm_cvtss_f32(m);
+    }
+}
+
 EM_AVX2 void em_dot_q5_K_avx2(int64_t n, float *s, const void *w, const void *x) {
     const em_block_q5_K *a = w;
     const em_block_q8_K *b = x;

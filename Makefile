@@ -28,7 +28,7 @@ LIB      := $(BUILD)/libember.a
 EMBER    := $(BUILD)/ember
 MODEL    := models/stories260K.gguf
 
-.PHONY: all deps run test test-plain test-asan check clean fuzz-gguf bench
+.PHONY: all deps run test test-plain test-asan check clean fuzz-gguf bench fuzz-http loadtest
 all: $(EMBER) $(TESTS)
 
 deps:
@@ -75,6 +75,42 @@ fuzz-gguf: deps
 	EMBER_WRITE_CORPUS=build-fuzz/corpus-gguf $(BUILD)/tests/test_gguf
 	./build-fuzz/fuzz_gguf -max_total_time=$${FUZZ_SECONDS:-600} -max_len=65536 build-fuzz/corpus-gguf
 
+# libFuzzer over the HTTP request layer of `ember serve` (fuzz/fuzz_http.c:
+# http.c's request callback and routing, openai.c's validation, chat
+# templates, tokenization), seeded by the harness's own example requests.
+# Also fuzzes with a tiny random-weight model with the Llama 3 BPE vocabulary
+# when ../shared/vocab has it.
+FUZZ_HTTP_OBJ := $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out src/server/http.c,$(LIB_SRC)))
+FUZZ_VOCAB    := ../shared/vocab/ggml-vocab-llama-bpe.gguf
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP -c $< -o $@
+# the kernels (never run by the harness; clang 14 lacks some CPU feature names) as in the plain build
+build-fuzz/obj/src/tensor/%.o: src/tensor/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iinclude -MMD -MP -c $< -o $@
+build-fuzz/fuzz_http: fuzz/fuzz_http.c src/server/http.c src/server/server.h $(FUZZ_HTTP_OBJ)
+	clang $(FUZZ_FLAGS) -Wall -Wextra $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -o $@ \
+	    fuzz/fuzz_http.c $(FUZZ_HTTP_OBJ) $(LDLIBS)
+fuzz-http: deps
+	@$(MAKE) --no-print-directory build-fuzz/fuzz_http $(EMBER)
+	@if [ -f $(FUZZ_VOCAB) ] && [ ! -f build-fuzz/tiny-bpe.gguf ]; then \
+	    $(EMBER) mkmodel build-fuzz/tiny-bpe.gguf --shape tiny --layers 1 --vocab-from $(FUZZ_VOCAB) --quiet; fi
+	rm -rf build-fuzz/seeds-http && mkdir -p build-fuzz/corpus-http
+	EMBER_WRITE_CORPUS=build-fuzz/seeds-http ./build-fuzz/fuzz_http
+	EMBER_FUZZ_MODEL2=$$([ -f build-fuzz/tiny-bpe.gguf ] && echo build-fuzz/tiny-bpe.gguf) \
+	    ./build-fuzz/fuzz_http -max_total_time=$${FUZZ_SECONDS:-600} -max_len=16384 -timeout=30 \
+	    -print_final_stats=1 build-fuzz/corpus-http build-fuzz/seeds-http
+
+# Bounded loopback load test of `ember serve` (bench/loadtest.mjs, Node
+# built-ins only; about 4 minutes): 32 streaming clients against the bundled
+# model, then 1 vs 8 clients against a 1B-shaped Q4_0 model (made in
+# bench/models if missing); writes the "Load test" section of BENCHMARKS.md.
+# Not part of `make test`. LOAD_SECONDS, LOAD_CLIENTS, ... (see the script).
+loadtest: deps
+	@$(MAKE) --no-print-directory $(EMBER)
+	@EMBER=$(EMBER) node bench/loadtest.mjs
+
 # Speed against llama.cpp (node-llama-cpp's prebuilt CPU build, installed into
 # bench/node_modules) on random-weight Llama-3.2-1B-shaped models generated
 # into bench/models; writes BENCHMARKS.md. Not part of `make test`. Shorten
@@ -89,3 +125,4 @@ clean:
 	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(wildcard build-fuzz/obj/src/*/*.d)

@@ -2,7 +2,9 @@
 # Installs the Debian packages ember builds against, if any are missing.
 # Needs root (or sudo) only when something is actually missing.
 set -e
-PKGS="build-essential pkg-config libpcre2-dev libcjson-dev libcmocka-dev clang libmicrohttpd-dev curl nodejs libsqlite3-dev libssl-dev"
+PKGS="build-essential pkg-config libpcre2-dev libcjson-dev libcmocka-dev clang libmicrohttpd-dev curl nodejs libsqlite3-dev sqlite3 libssl-dev"
+# Debian's chromium (large) for the chat page's browser test, tests/cli_browser.sh
+PKGS="$PKGS chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

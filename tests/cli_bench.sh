@@ -15,6 +15,13 @@ for row in '| pp8 ' '| pp16 ' '| tg4 ' '| tg4 x1 ' '| tg4 x3 '; do
 done
 grep -q 'MiB of weights streamed per decode call' "$out" || fail "no size line"
 
+# Contemplation: one row per branch count.
+"$EMBER" bench -m "$MODEL" -t 1 --pp 0 --batch 0 --tg 8 --contemplate 1,2,4 --reps 1 >"$out" 2>"$err" ||
+    fail "contemplate run: $(cat "$err")"
+for row in '| ct8 x1 ' '| ct8 x2 ' '| ct8 x4 '; do
+    grep -qF "$row" "$out" || fail "no row '$row' in: $(cat "$out")"
+done
+
 # JSON: one object with every test, the reps and the model size.
 "$EMBER" bench -m "$MODEL" -t 2 --pp 8 --tg 3 --batch 2 --reps 3 --json >"$out" 2>"$err" || fail "json run: $(cat "$err")"
 [ "$(wc -l <"$out")" -eq 1 ] || fail "--json printed more than one line"
@@ -42,4 +49,5 @@ bad "unknown option '--bogus'" -m "$MODEL" --bogus
 bad "nothing to run" -m "$MODEL" --pp 0 --tg 0
 bad "no-such-model.gguf" -m no-such-model.gguf
 bad "--batch: 300 is out of range" -m "$MODEL" --batch 300
+bad "--contemplate: 65 is out of range" -m "$MODEL" --contemplate 65
 exit 0

@@ -1,9 +1,10 @@
 #!/bin/sh
 # cli_server.sh - `ember serve` end to end, on 127.0.0.1 only, with the
-# bundled model: starts four servers on free ports, checks every endpoint
+# bundled model: starts five servers on free ports, checks every endpoint
 # with curl, runs tests/server/api_test.mjs (streaming, n > 1, stop strings,
 # logprobs, usage, every error case, 8 parallel requests vs `ember run`,
-# preemption, client disconnects, queue limits, timeouts, fuzzing), the
+# preemption, client disconnects, queue limits, timeouts, contemplating
+# mode vs `ember run --contemplate` and its KV memory, fuzzing), the
 # official `openai` npm client (tests/node), and graceful shutdown.
 # Every server is killed on exit. Needs curl, node and npm (the first run
 # installs the pinned openai package into tests/node/node_modules).
@@ -75,6 +76,7 @@ start MAIN --max-body 65536
 start LONG --slots 1 --max-queue 1 --ctx 4096 --shutdown-grace 0.5
 start SMALL --ctx 4096 --timeout 1
 start PRE --slots 4 --ctx 256 --kv-pool 256
+start CT --slots 8 --ctx 1280
 M="http://127.0.0.1:$PORT_MAIN"
 
 # ---- curl: every endpoint answers with the right status and type
@@ -115,7 +117,7 @@ check "health after all that" 200 "$M/health"
 
 # ---- the HTTP API in detail
 if EMBER="$EMBER" MAIN="$M" LONG="http://127.0.0.1:$PORT_LONG" SMALL="http://127.0.0.1:$PORT_SMALL" \
-    PRE="http://127.0.0.1:$PORT_PRE" timeout 180 node "$ROOT/tests/server/api_test.mjs" >"$TMP/api.out" 2>&1; then
+    PRE="http://127.0.0.1:$PORT_PRE" CT="http://127.0.0.1:$PORT_CT" timeout 180 node "$ROOT/tests/server/api_test.mjs" >"$TMP/api.out" 2>&1; then
     sed 's/^/  /' "$TMP/api.out"
     ok "api_test.mjs"
 else
@@ -172,7 +174,7 @@ t1=$(date +%s)
 grep -q '"code":"shutting_down"' "$TMP/cut" && tail -c 20 "$TMP/cut" | grep -q 'data: \[DONE\]' &&
     ok "SIGINT: the unfinished stream got an error event and [DONE]" || bad "SIGINT: stream end ($(tail -c 300 "$TMP/cut"))"
 
-for p in $PID_SMALL $PID_PRE; do
+for p in $PID_SMALL $PID_PRE $PID_CT; do
     stop "$p" TERM || bad "server $p exit status"
 done
 grep -h 'ERROR: \|runtime error' "$TMP"/*.log && bad "sanitizer reports in the server logs"

@@ -6,6 +6,7 @@
  * end to end by tests/cli_server.sh. */
 #include "testutil.h"
 
+#include "engine/aggregate.h"
 #include "engine/scheduler.h"
 #include "server/server.h"
 
@@ -368,6 +369,206 @@ static void test_sched_stop_and_cancel(void **state) {
     em_request_release(q);
 }
 
+/* ------------------------------------------------------- contemplation -- */
+
+/* The reference: ember_contemplate alone on a context of its own. */
+static void contemplate_ref(const ember_model *m, const int32_t *ids, size_t n, int nb, ember_aggregate agg,
+                            bool early, const ember_sampler_params *sp, int32_t max_tokens, const char *const *stops,
+                            size_t n_stops, ember_contemplation *out) {
+    ember_error err;
+    ember_ctx_params cp = {.n_ctx = 1024, .n_seqs = nb};
+    ember_ctx *c = ember_ctx_new(m, &cp, &err);
+    assert_non_null(c);
+    ember_contemplate_params p = {.n_branches = nb, .max_branch_tokens = max_tokens, .aggregate = agg,
+                                  .early_stop = early, .sampling = *sp, .stops = stops, .n_stops = n_stops};
+    if (ember_contemplate(c, ids, n, &p, NULL, NULL, out, &err)) fail_msg("%s", err.msg);
+    ember_ctx_free(c);
+}
+
+static em_request *submit_contemplate(em_sched *s, const int32_t *ids, size_t n, int nb, ember_aggregate agg,
+                                      bool early, const ember_sampler_params *sp, int32_t max_tokens,
+                                      const char *const *stops, size_t n_stops) {
+    em_gen_params gp = {.max_tokens = max_tokens, .sp = *sp, .top_logprobs = -1};
+    for (size_t i = 0; i < n_stops; i++) gp.stops[i] = (char *)stops[i];
+    gp.n_stops = n_stops;
+    em_request *r = em_request_new_contemplate(&gp, nb, agg, early, 0, ids, n, sp->seed);
+    assert_non_null(r);
+    assert_int_equal(em_sched_submit(s, r), EM_SUBMIT_OK);
+    return r;
+}
+
+/* Every branch (bytes, tokens, mean log-probability, finish, answer) and the
+ * aggregate are those of ember_contemplate. Returns the branches cut by the
+ * early stop. */
+static int same_contemplation(const em_request *r, const ember_contemplation *c) {
+    assert_int_equal(r->n_branches, c->n_branches);
+    assert_true(r->agg_ready);
+    int cut = 0;
+    int64_t tokens = 0;
+    for (int i = 0; i < r->n_choices; i++) tokens += r->out[i].n_gen;
+    for (int i = 0; i < c->n_branches; i++) {
+        const em_choice_out *o = &r->out[i];
+        const ember_branch *b = &c->branches[i];
+        assert_int_equal(o->raw_len, b->len);
+        if (b->len) assert_memory_equal(o->raw, b->text, b->len);
+        assert_int_equal(o->n_gen, b->n_tokens);
+        const char *want = !strcmp(b->finish, "eos") ? "stop" : !strcmp(b->finish, "cancelled") ? "early_stop" : b->finish;
+        assert_string_equal(o->finish, want);
+        cut += !strcmp(want, "early_stop");
+        if (em_agg_mean_lp(o->lp_sum, o->n_gen) != b->mean_logprob)
+            fail_msg("branch %d: mean logprob %.17g vs %.17g", i, em_agg_mean_lp(o->lp_sum, o->n_gen), b->mean_logprob);
+        assert_string_equal(o->answer.kind == EM_ANS_NONE ? "" : o->answer.text, b->answer);
+    }
+    assert_string_equal(r->agg_answer, c->answer);
+    assert_int_equal(r->agg_winner, c->winner);
+    assert_true(r->agg_agreement == c->agreement);
+    assert_int_equal(tokens, c->tokens_generated);
+    assert_int_equal(r->early_stopped, cut > 0);
+    return cut;
+}
+
+typedef struct ct_case {
+    const char *prompt;
+    int nb;
+    ember_aggregate agg;
+    bool early;
+    float temp;
+    uint64_t seed;
+    int32_t max_tokens;
+    const char *stop;
+} ct_case;
+
+static const ct_case CT_CASES[] = {
+    {"Once upon a time", 8, EMBER_AGG_VOTE, true, 0.5f, 1, 64, "."}, /* early stop cuts a branch */
+    {"The little dog", 4, EMBER_AGG_VOTE, false, 1.0f, 7, 24, NULL},
+    {"Lily and Ben", 4, EMBER_AGG_BEST, true, 0.9f, 3, 20, NULL},
+    {"Once upon a time", 3, EMBER_AGG_SYNTHESIZE, true, 1.0f, 5, 16, "."},
+    {"Once upon a time", 4, EMBER_AGG_VOTE, true, 0.5f, 2, 64, "."}, /* early stop with 4 */
+    {"The little dog", 4, EMBER_AGG_VOTE, true, 1.0f, 11, 64, NULL},   /* long enough to be preempted */
+};
+
+/* Alone, with 7 other requests, and in a pool small enough to preempt: the
+ * scheduler's contemplation equals ember_contemplate's. */
+static void test_sched_contemplate(void **state) {
+    fixture *f = *state;
+    const size_t NC = sizeof CT_CASES / sizeof CT_CASES[0];
+    ember_contemplation ref[sizeof CT_CASES / sizeof CT_CASES[0]];
+    int32_t *ids[sizeof CT_CASES / sizeof CT_CASES[0]];
+    size_t nids[sizeof CT_CASES / sizeof CT_CASES[0]];
+    int cut_total = 0;
+    for (size_t k = 0; k < NC; k++) {
+        const ct_case *t = &CT_CASES[k];
+        ember_sampler_params sp = ember_sampler_defaults();
+        sp.temperature = t->temp;
+        sp.seed = t->seed;
+        const char *stops[1] = {t->stop};
+        ids[k] = tokenize(f->m, t->prompt, &nids[k]);
+        contemplate_ref(f->m, ids[k], nids[k], t->nb, t->agg, t->early, &sp, t->max_tokens, stops, t->stop ? 1 : 0,
+                        &ref[k]);
+    }
+    /* shape: slots, pool, prefill chunk, other requests, their tokens, cases;
+     * the third has a pool of 32 blocks, too small for everything: the group
+     * (the youngest) is preempted */
+    const int32_t shapes[3][6] = {{8, 0, 128, 0, 0, 0x1f}, {8, 0, 7, 7, 40, 0x1f}, {8, 512, 32, 3, 160, 0x30}};
+    for (int sh = 0; sh < 3; sh++) {
+        em_sched_params p = {.n_slots = shapes[sh][0], .n_ctx_seq = 512, .n_ctx_pool = shapes[sh][1],
+                             .prefill_chunk = shapes[sh][2]};
+        ember_error err;
+        em_sched *s = em_sched_new(f->m, &p, &err);
+        assert_non_null(s);
+        for (size_t k = 0; k < NC; k++) {
+            if (!(shapes[sh][5] >> k & 1)) continue;
+            const ct_case *t = &CT_CASES[k];
+            ember_sampler_params sp = ember_sampler_defaults();
+            sp.temperature = t->temp;
+            sp.seed = t->seed;
+            const char *stops[1] = {t->stop};
+            em_request *others[8];
+            const int n_others = shapes[sh][3];
+            em_request *r = NULL;
+            for (int o = 0; o < n_others; o++) {
+                ember_sampler_params op = ember_sampler_defaults();
+                op.seed = 50 + (uint64_t)o;
+                em_gen_params gp = {.max_tokens = shapes[sh][4] + 4 * o, .sp = op, .top_logprobs = -1,
+                                    .ignore_eos = true};
+                size_t on;
+                int32_t *oids = tokenize(f->m, PROMPTS[o], &on);
+                others[o] = em_request_new(1, &gp);
+                em_request_set_choice(others[o], 0, oids, on, op.seed);
+                free(oids);
+                assert_int_equal(em_sched_submit(s, others[o]), EM_SUBMIT_OK);
+                if (o == (sh == 2 ? n_others - 1 : 2)) /* shape 2: the youngest, preempted first */
+                    r = submit_contemplate(s, ids[k], nids[k], t->nb, t->agg, t->early, &sp, t->max_tokens,
+                                                   stops, t->stop ? 1 : 0);
+            }
+            if (!r)
+                r = submit_contemplate(s, ids[k], nids[k], t->nb, t->agg, t->early, &sp, t->max_tokens, stops,
+                                       t->stop ? 1 : 0);
+            wait_done(r);
+            cut_total += same_contemplation(r, &ref[k]);
+            assert_true(r->kv_blocks_peak > 0);
+            em_request_release(r);
+            for (int o = 0; o < n_others; o++) {
+                wait_done(others[o]);
+                em_request_release(others[o]);
+            }
+        }
+        em_sched_stats st;
+        for (int w = 0; w < 200; w++) { /* the gauges follow the step */
+            em_sched_get_stats(s, &st);
+            if (st.n_running == 0) break;
+            struct timespec ts = {0, 5000000};
+            nanosleep(&ts, NULL);
+        }
+        if (sh == 2) assert_true(st.preemptions > 0);
+        assert_int_equal(st.n_running, 0);
+        em_sched_free(s);
+    }
+    assert_true(cut_total >= 5); /* cases 0 and 4 */
+    for (size_t k = 0; k < NC; k++) {
+        ember_contemplation_free(&ref[k]);
+        free(ids[k]);
+    }
+}
+
+/* More branches than slots, or than the pool holds, are refused; a cancelled
+ * contemplation ends every branch (and the synthesis pass). */
+static void test_sched_contemplate_limits(void **state) {
+    fixture *f = *state;
+    em_sched_params p = {.n_slots = 4, .n_ctx_seq = 256, .n_ctx_pool = 256};
+    ember_error err;
+    em_sched *s = em_sched_new(f->m, &p, &err);
+    assert_non_null(s);
+    size_t n;
+    int32_t *ids = tokenize(f->m, "Once upon a time", &n);
+    ember_sampler_params sp = ember_sampler_defaults();
+    em_gen_params gp = {.max_tokens = 20, .sp = sp, .top_logprobs = -1};
+    em_request *r = em_request_new_contemplate(&gp, 5, EMBER_AGG_VOTE, true, 0, ids, n, 1);
+    assert_int_equal(em_sched_submit(s, r), EM_SUBMIT_INVALID); /* 5 branches, 4 slots */
+    em_request_release(r);
+    gp.max_tokens = 200;
+    r = em_request_new_contemplate(&gp, 4, EMBER_AGG_VOTE, true, 0, ids, n, 1);
+    assert_true(em_sched_contemplate_blocks(s, (int32_t)n, 4, 200) > em_sched_kv_blocks_total(s));
+    assert_int_equal(em_sched_submit(s, r), EM_SUBMIT_INVALID); /* 4 x 200 tokens in a pool of 256 */
+    em_request_release(r);
+    gp.top_logprobs = 0;
+    assert_null(em_request_new_contemplate(&gp, 2, EMBER_AGG_VOTE, true, 0, ids, n, 1));
+    gp.top_logprobs = -1;
+    gp.max_tokens = 40;
+    gp.ignore_eos = true;
+    r = em_request_new_contemplate(&gp, 3, EMBER_AGG_SYNTHESIZE, true, 0, ids, n, 1);
+    assert_int_equal(r->n_choices, 4);
+    assert_int_equal(em_sched_submit(s, r), EM_SUBMIT_OK);
+    em_request_wait(r, 0, 2000);
+    em_request_cancel(r);
+    wait_done(r);
+    for (int i = 0; i < 4; i++) assert_string_equal(r->out[i].finish, "cancelled");
+    assert_false(r->agg_ready);
+    em_request_release(r);
+    free(ids);
+    em_sched_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_templates_render),
@@ -377,6 +578,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_sched_single_token_chunks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sched_prefix_cache, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sched_stop_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sched_contemplate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sched_contemplate_limits, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

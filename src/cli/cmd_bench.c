@@ -4,6 +4,9 @@
  *   tgN      N single-token decodes (positions 0..N-1), tokens / s
  *   tgN xB   B sequences decoding together: N calls of one batch holding
  *            one token of each sequence (logits for all), aggregate tokens / s
+ *   ctN xB   contemplation (--contemplate): ember_contemplate with B
+ *            branches of N tokens over a 16-token random prompt, early stop
+ *            off; tokens generated / s, the prompt's prefill included
  * Each test runs --reps times after one untimed warm-up decode; the table
  * shows the median. --json prints the same as one JSON object (all reps),
  * for bench/run.sh. */
@@ -25,6 +28,8 @@ static void help(void) {
            "  --pp LIST      prompt sizes, comma-separated (default 128,512; 0 = none)\n"
            "  --tg N         generated tokens per run (default 64; 0 = none)\n"
            "  --batch LIST   parallel sequences for batched generation (default 1,4,8; 0 = none)\n"
+           "  --contemplate LIST  contemplation branches, e.g. 1,2,4,8,16: one prefill, the branches decoded\n"
+           "                 together for --tg tokens each (early stop off); aggregate tokens / s (default: none)\n"
            "  --reps R       repetitions of each test (default 3); the median is reported\n"
            "  --json         one JSON object on stdout instead of the table\n"
            "  --seed S       seed of the random tokens (default 1)\n"
@@ -50,7 +55,7 @@ static int parse_list(const char *flag, const char *s, long hi, long *out, int *
 
 typedef struct {
     char name[32];
-    const char *kind; /* "pp", "tg", "batch" */
+    const char *kind; /* "pp", "tg", "batch", "contemplate" */
     long n_tokens;    /* per sequence */
     long n_seqs;
     double *tps;      /* per rep */
@@ -81,9 +86,26 @@ static void random_tokens(runner *r, int32_t *dst, long n) {
     for (long i = 0; i < n; i++) dst[i] = (int32_t)(rng_next(&r->rng) % (uint64_t)r->n_vocab);
 }
 
+#define CT_PROMPT 16
+
 /* Runs one test once; returns tokens / s, or -1 after printing the error. */
 static double run_test(runner *r, const test *t) {
     ember_error err;
+    if (!strcmp(t->kind, "contemplate")) {
+        random_tokens(r, r->tok, CT_PROMPT);
+        ember_contemplate_params p = {.n_branches = (int32_t)t->n_seqs, .max_branch_tokens = (int32_t)t->n_tokens,
+                                      .aggregate = EMBER_AGG_VOTE, .early_stop = false,
+                                      .sampling = ember_sampler_defaults()};
+        p.sampling.seed = rng_next(&r->rng);
+        ember_contemplation res;
+        if (ember_contemplate(r->c, r->tok, CT_PROMPT, &p, NULL, NULL, &res, &err)) {
+            cli_error("bench %s: %s", t->name, err.msg);
+            return -1;
+        }
+        double tps = res.ms > 0 ? res.tokens_generated * 1e3 / res.ms : 0;
+        ember_contemplation_free(&res);
+        return tps;
+    }
     for (long s = 0; s < t->n_seqs; s++) ember_seq_truncate(r->c, (int32_t)s, 0);
     double t0 = 0, total = 0;
     if (!strcmp(t->kind, "pp")) {
@@ -136,8 +158,8 @@ int cmd_bench(int argc, char **argv) {
     cli_model_opts_init(&mo);
     long nproc = sysconf(_SC_NPROCESSORS_ONLN);
     mo.threads = nproc > 0 ? (nproc > 256 ? 256 : nproc) : 1;
-    long pp[MAX_LIST] = {128, 512}, bs[MAX_LIST] = {1, 4, 8}, tg = 64, reps = 3;
-    int n_pp = 2, n_bs = 3;
+    long pp[MAX_LIST] = {128, 512}, bs[MAX_LIST] = {1, 4, 8}, ct[MAX_LIST] = {0}, tg = 64, reps = 3;
+    int n_pp = 2, n_bs = 3, n_ct = 0;
     bool json = false;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
@@ -148,14 +170,15 @@ int cmd_bench(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return 0; }
         else if (!strcmp(a, "--pp")) { if (!(v = arg_value(argc, argv, &i)) || parse_list(a, v, 1 << 16, pp, &n_pp)) return 1; }
         else if (!strcmp(a, "--batch")) { if (!(v = arg_value(argc, argv, &i)) || parse_list(a, v, 256, bs, &n_bs)) return 1; }
+        else if (!strcmp(a, "--contemplate")) { if (!(v = arg_value(argc, argv, &i)) || parse_list(a, v, 64, ct, &n_ct)) return 1; }
         else if (!strcmp(a, "--tg")) { if (!(v = arg_value(argc, argv, &i)) || arg_long(a, v, 0, 1 << 16, &tg)) return 1; }
         else if (!strcmp(a, "--reps")) { if (!(v = arg_value(argc, argv, &i)) || arg_long(a, v, 1, 1000, &reps)) return 1; }
         else if (!strcmp(a, "--seed")) { if (!(v = arg_value(argc, argv, &i)) || arg_u64(a, v, &seed)) return 1; }
         else if (!strcmp(a, "--json")) json = true;
         else return cli_error("bench: unknown option '%s' (see 'ember bench --help')", a);
     }
-    if (!tg) n_bs = 0;
-    test tests[2 * MAX_LIST + 1];
+    if (!tg) n_bs = n_ct = 0;
+    test tests[3 * MAX_LIST + 1];
     int n_tests = 0;
     long max_pp = 0, max_b = 1;
     for (int i = 0; i < n_pp; i++) {
@@ -184,6 +207,16 @@ int cmd_bench(int argc, char **argv) {
         t->n_seqs = bs[i];
         if (bs[i] > max_b) max_b = bs[i];
     }
+    long max_ct = 0;
+    for (int i = 0; i < n_ct; i++) {
+        test *t = &tests[n_tests++];
+        memset(t, 0, sizeof *t);
+        snprintf(t->name, sizeof t->name, "ct%ld x%ld", tg, ct[i]);
+        t->kind = "contemplate";
+        t->n_tokens = tg;
+        t->n_seqs = ct[i];
+        if (ct[i] > max_ct) max_ct = ct[i];
+    }
     if (!n_tests) return cli_error("bench: nothing to run (all of --pp, --tg and --batch are 0)");
 
     /* Model size: tensor bytes, parameters, and the weight bytes one decode
@@ -211,6 +244,10 @@ int cmd_bench(int argc, char **argv) {
     long need = max_pp > tg ? max_pp : tg;
     long need_b = max_b * ((tg + blk - 1) / blk + 1) * blk;
     if (need_b > need) need = need_b;
+    /* contemplation: the prompt once, each branch its copy of the prompt's
+     * last block and its own tokens */
+    long need_ct = max_ct ? CT_PROMPT + max_ct * ((CT_PROMPT % blk + tg + blk - 1) / blk + 1) * blk : 0;
+    if (need_ct > need) need = need_ct;
     if (!mo.n_ctx) mo.n_ctx = need + blk;
     ember_model *m = NULL;
     ember_ctx *c = NULL;
@@ -224,8 +261,11 @@ int cmd_bench(int argc, char **argv) {
         m = ember_model_load(mo.model, &err);
         if (!m) return cli_error("%s", err.msg);
         long nb = max_pp > max_b ? max_pp : max_b;
+        if (max_ct && nb < CT_PROMPT) nb = CT_PROMPT;
+        if (max_ct > nb) nb = max_ct;
         ember_ctx_params p = {.n_ctx = (uint32_t)mo.n_ctx, .n_batch = (uint32_t)(nb > 0 ? nb : 1),
-                              .n_seqs = (int32_t)max_b, .n_threads = (int)mo.threads, .kv_type = mo.kv};
+                              .n_seqs = (int32_t)(max_ct > max_b ? max_ct : max_b), .n_threads = (int)mo.threads,
+                              .kv_type = mo.kv};
         c = ember_ctx_new(m, &p, &err);
         if (!c) {
             ember_model_free(m);
@@ -235,6 +275,7 @@ int cmd_bench(int argc, char **argv) {
     }
     int rc = 1;
     long cap = max_pp > max_b ? max_pp : max_b;
+    if (max_ct && cap < CT_PROMPT) cap = CT_PROMPT;
     runner r = {.c = c, .n_vocab = ember_model_n_vocab(m), .rng = seed};
     r.tok = malloc((size_t)cap * sizeof *r.tok);
     r.pos = malloc((size_t)cap * sizeof *r.pos);

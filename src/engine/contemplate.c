@@ -11,6 +11,7 @@
 
 #include "../base/err.h"
 #include "../sample/sampler.h"
+#include "aggregate.h"
 #include "answer.h"
 
 #define ERR(e) ((em_err *)(void *)(e))
@@ -63,7 +64,7 @@ static void take_token(const ember_model *m, branch_state *b, int32_t i, const f
     int32_t t = ember_sampler_sample(b->s, logits, &lp);
     ember_sampler_accept(b->s, t);
     out->n_tokens++;
-    b->lp_sum += isfinite(lp) ? lp : -1e9;
+    b->lp_sum += em_agg_lp_term(lp);
     b->last = t;
     if (ember_token_is_eog(m, t)) {
         out->finish = "eos";
@@ -100,7 +101,7 @@ static void finish_branch(branch_state *b, int32_t i, ember_branch *out, ember_b
             if (cb) cb(i, rest, n, false, user);
         }
     }
-    out->mean_logprob = out->n_tokens ? b->lp_sum / out->n_tokens : 0.0;
+    out->mean_logprob = em_agg_mean_lp(b->lp_sum, out->n_tokens);
     if (cb) cb(i, NULL, 0, true, user);
 }
 
@@ -228,92 +229,93 @@ int ember_contemplate(ember_ctx *c, const int32_t *prompt, size_t n_prompt, cons
         snprintf(br->answer, sizeof br->answer, "%s", answers[i].kind == EM_ANS_NONE ? "" : answers[i].text);
     }
     double *lps = malloc(sizeof(double) * (size_t)N);
-    if (!lps) { em_fail(ERR(err), "out of memory"); goto done; }
-    for (int32_t i = 0; i < N; i++) lps[i] = out->branches[i].mean_logprob;
-    if (p->aggregate == EMBER_AGG_BEST) {
-        int32_t best = -1;
-        for (int32_t i = 0; i < N; i++)
-            if (out->branches[i].n_tokens > 0 && (best < 0 || lps[i] > lps[best])) best = i;
-        out->winner = best;
-        int agree = 0;
-        for (int32_t i = 0; i < N && best >= 0; i++)
-            agree += answers[i].kind != EM_ANS_NONE && !strcmp(answers[i].text, answers[best].text);
-        out->agreement = (double)agree / N;
-        out->answer = strdup(best >= 0 ? (answers[best].kind != EM_ANS_NONE ? answers[best].text : "") : "");
-    } else {
-        em_vote v = em_answer_vote(answers, lps, N);
-        out->winner = v.winner;
-        out->agreement = v.agreement;
-        out->answer = strdup(v.winner >= 0 ? answers[v.winner].text : "");
+    int32_t *ntok = malloc(sizeof(int32_t) * (size_t)N);
+    if (!lps || !ntok) { free(lps); free(ntok); em_fail(ERR(err), "out of memory"); goto done; }
+    for (int32_t i = 0; i < N; i++) {
+        lps[i] = out->branches[i].mean_logprob;
+        ntok[i] = out->branches[i].n_tokens;
     }
+    em_agg agg;
+    em_agg_pick(p->aggregate, answers, lps, ntok, N, &agg);
     free(lps);
+    free(ntok);
+    out->winner = agg.winner;
+    out->agreement = agg.agreement;
+    out->answer = strdup(agg.answer);
     if (!out->answer) { em_fail(ERR(err), "out of memory"); goto done; }
     if (p->aggregate == EMBER_AGG_SYNTHESIZE) {
         /* one more pass: the model reads the candidates after the prompt and
-         * writes the final answer greedily, in sequence 0 */
-        char *suffix = NULL;
+         * writes the final answer greedily, in sequence 0 (aggregate.h) */
         size_t slen = 0;
-        FILE *f = open_memstream(&suffix, &slen);
-        if (!f) { em_fail(ERR(err), "out of memory"); goto done; }
-        fprintf(f, "\n\nCandidate answers from %d attempts:\n", N);
-        for (int32_t i = 0; i < N; i++)
-            fprintf(f, "%d. %s\n", i + 1, out->branches[i].answer[0] ? out->branches[i].answer : "(none)");
-        fprintf(f, "Considering them, the final answer is:");
-        fclose(f);
+        char *suffix = em_agg_synth_suffix(answers, N, &slen);
+        if (!suffix) { em_fail(ERR(err), "out of memory"); goto done; }
         int32_t *sids = NULL;
         size_t ns = 0;
         int trc = ember_tokenize(m, suffix, slen, false, false, &sids, &ns, err);
         free(suffix);
         if (trc) goto done;
+        if (ns == 0 || n_prompt + ns + 1 > n_ctx) {
+            free(sids);
+            em_fail(ERR(err), "the synthesis prompt (%zu tokens) does not fit the context of %u", n_prompt + ns, n_ctx);
+            goto done;
+        }
         for (int32_t i = 1; i < N; i++) ember_seq_truncate(c, i, 0);
         ember_seq_truncate(c, 0, (int32_t)n_prompt);
         ember_sampler_params gp = ember_sampler_defaults();
         gp.temperature = 0;
         ember_sampler *gs = ember_sampler_new(&gp, ember_model_n_vocab(m));
-        int32_t *all = malloc(sizeof(int32_t) * (n_prompt + ns + 1));
-        if (!gs || !all) { free(sids); free(all); ember_sampler_free(gs); em_fail(ERR(err), "out of memory"); goto done; }
-        memcpy(all, prompt, sizeof(int32_t) * n_prompt);
-        memcpy(all + n_prompt, sids, sizeof(int32_t) * ns);
-        free(sids);
-        /* the prompt is already cached: only the suffix is evaluated */
+        uint8_t *pre = malloc(nb);
+        int32_t *sp = malloc(sizeof(int32_t) * nb * 2);
         char *text = NULL;
         size_t tlen = 0;
         FILE *tf = open_memstream(&text, &tlen);
-        int32_t pp = (int32_t)n_prompt, gen = 0, maxg = p->synth_max_tokens > 0 ? p->synth_max_tokens : 64;
-        int grc = 0;
-        if (!tf) grc = -1;
-        for (size_t k = 0; !grc && k < ns; k++) {
-            int32_t t = all[n_prompt + k], s0 = 0;
-            ember_batch b = {.n = 1, .token = &t, .pos = &pp, .seq = &s0};
+        int grc = !gs || !pre || !sp || !tf ? -1 : 0;
+        if (grc) em_fail(ERR(err), "out of memory");
+        /* the prompt is already cached: only the suffix is evaluated, as
+         * prompt tokens (prefill order), in batches of n_batch */
+        int32_t pp = (int32_t)n_prompt, gen = 0, maxg = p->synth_max_tokens > 0 ? p->synth_max_tokens : EM_SYNTH_MAX_TOKENS;
+        int32_t last = 0;
+        for (size_t k0 = 0; !grc && k0 < ns; k0 += nb) {
+            int32_t n = (int32_t)(ns - k0 < nb ? ns - k0 : nb);
+            for (int32_t j = 0; j < n; j++) {
+                sp[j] = pp + j;
+                sp[nb + j] = 0;
+                pre[j] = 1;
+            }
+            ember_batch b = {.n = n, .token = sids + k0, .pos = sp, .seq = sp + nb, .prefill = pre};
             grc = ember_decode(c, &b, err);
-            pp++;
+            pp += n;
+            last = n - 1;
         }
+        free(sids);
         while (!grc && gen < maxg && (uint32_t)pp < n_ctx) {
-            int32_t t = ember_sampler_sample(gs, ember_logits(c, 0), NULL), s0 = 0;
+            int32_t t = ember_sampler_sample(gs, ember_logits(c, last), NULL), s0 = 0;
+            ember_sampler_accept(gs, t);
             gen++;
             if (ember_token_is_eog(m, t)) break;
             char piece[PIECE_MAX];
             int np = ember_token_to_piece(m, t, false, piece, sizeof piece);
-            if (np > 0) fwrite(piece, 1, (size_t)(np < PIECE_MAX ? np : PIECE_MAX), tf);
-            if (np > 0 && memchr(piece, '\n', (size_t)(np < PIECE_MAX ? np : PIECE_MAX)) && gen > 1) break;
+            if (np < 0) np = 0;
+            if (np > PIECE_MAX) np = PIECE_MAX;
+            fwrite(piece, 1, (size_t)np, tf);
+            if (em_agg_synth_ends(piece, (size_t)np, gen)) break;
             ember_batch b = {.n = 1, .token = &t, .pos = &pp, .seq = &s0};
             grc = ember_decode(c, &b, err);
             pp++;
+            last = 0;
         }
         if (tf) fclose(tf);
-        free(all);
+        free(pre);
+        free(sp);
         ember_sampler_free(gs);
         out->tokens_generated += gen;
         if (grc) { free(text); goto done; }
-        char norm[EM_ANSWER_MAX];
-        em_answer_normalize(text ? text : "", tlen, norm);
+        em_agg_synth_result(text, text ? tlen : 0, answers, N, &agg);
         free(text);
         free(out->answer);
-        out->answer = strdup(norm);
-        out->winner = -1;
-        int agree = 0;
-        for (int32_t i = 0; i < N; i++) agree += answers[i].kind != EM_ANS_NONE && !strcmp(answers[i].text, norm);
-        out->agreement = (double)agree / N;
+        out->answer = strdup(agg.answer);
+        out->winner = agg.winner;
+        out->agreement = agg.agreement;
         if (!out->answer) { em_fail(ERR(err), "out of memory"); goto done; }
     }
     rc = 0;

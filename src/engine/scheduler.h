@@ -25,7 +25,21 @@
  * A request carries n choices (each its own prompt, seed and sequence). The
  * consumer (an HTTP connection) reads a request's results under its mutex
  * and waits on its condition variable; `version` changes whenever anything
- * was appended. */
+ * was appended.
+ *
+ * Contemplation (em_request_new_contemplate): a request whose choices are N
+ * reasoning branches over one prompt (branch i samples with seed + i), as
+ * ember_contemplate does on a context of its own, and with the same
+ * results. The branches are admitted together (N <= n_slots); one of them
+ * prefills the prompt, the others then fork its sequence (sharing its KV
+ * blocks, copy-on-write) and take their first token from the same logits;
+ * all of them then decode in the continuous batch, one token per step, in
+ * lockstep (preemption restarts the whole group). When a branch finishes,
+ * its final answer is extracted; with early_stop (vote), the branches still
+ * running are cancelled (finish "early_stop") once the leader cannot be
+ * overtaken. The answers are aggregated when the last branch ends (vote,
+ * best), or one more choice, the synthesis pass, runs greedily over the
+ * prompt plus the list of candidates (synthesize); see aggregate.h. */
 #ifndef EM_SCHEDULER_H
 #define EM_SCHEDULER_H
 
@@ -35,6 +49,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "answer.h"
 #include "ember.h"
 
 #define EM_SCHED_MAX_TOP_LOGPROBS 20
@@ -74,7 +89,13 @@ typedef struct em_choice_out {
     em_lp_entry *lp;     /* one per token whose text was (or is being) emitted */
     size_t n_lp, cap_lp;
     int32_t n_gen;       /* tokens sampled, including a final end-of-generation token */
-    const char *finish;  /* NULL while running, then "stop", "length", "cancelled", "timeout", "shutdown", "error" */
+    const char *finish;  /* NULL while running, then "stop", "length", "cancelled", "timeout", "shutdown", "error"
+                            (contemplation: also "early_stop") */
+    /* contemplation only */
+    char *raw;           /* the text as generated (stop strings removed, bytes not UTF-8-checked) */
+    size_t raw_len, raw_cap;
+    double lp_sum;       /* sum of em_agg_lp_term() of the sampler's log-probability of each sampled token */
+    em_answer answer;    /* a branch's extracted answer, set when it finishes (EM_ANS_NONE if early-stopped) */
 } em_choice_out;
 
 typedef struct em_gen_params {
@@ -100,11 +121,24 @@ typedef struct em_request {
     int n_done;                  /* choices finished */
     em_choice_out *out;          /* [n_choices] */
     char error[256];             /* set with finish "error" */
+    /* contemplation (em_request_new_contemplate); n_branches 0: a plain request */
+    int n_branches;              /* choices 0..n_branches-1; synthesize adds choice n_branches, the synthesis pass */
+    ember_aggregate aggregate;
+    bool early_stop;             /* vote only */
+    int32_t synth_max_tokens;
+    /* its result (under mu; final once the request is done) */
+    bool early_stopped;          /* branches were cancelled because the vote was decided */
+    int agg_winner;              /* branch the answer came from, -1 if synthesized or none */
+    double agg_agreement;
+    char agg_answer[EM_ANSWER_MAX];
+    bool agg_ready;              /* agg_* hold the final result */
+    int32_t kv_blocks_peak;      /* most KV blocks in use in the pool while the request ran */
     /* private */
     atomic_int refs;
     atomic_int cancel;           /* set by em_request_cancel */
     em_sched *sched;
     struct em_job *jobs;         /* [n_choices] */
+    bool c_check;                /* contemplation: a branch ended this step (early-stop check) */
 } em_request;
 
 /* Loads nothing: the model must outlive the scheduler. Starts the thread. */
@@ -122,6 +156,14 @@ em_request *em_request_new(int n_choices, const em_gen_params *p);
 /* Choice i evaluates ids (copied) and samples with seed. */
 int em_request_set_choice(em_request *r, int i, const int32_t *ids, size_t n_ids, uint64_t seed);
 void em_request_release(em_request *r);
+/* A contemplation request (see the top of this file): n_branches 1..64
+ * branches over the prompt ids (copied), branch i sampling with p->sp and
+ * seed + i, each up to p->max_tokens tokens (> 0) with p's stop strings.
+ * p->top_logprobs must be < 0. synth_max_tokens: greedy tokens of the
+ * synthesis pass (0: EM_SYNTH_MAX_TOKENS). */
+em_request *em_request_new_contemplate(const em_gen_params *p, int n_branches, ember_aggregate aggregate,
+                                       bool early_stop, int32_t synth_max_tokens, const int32_t *ids, size_t n_ids,
+                                       uint64_t seed);
 /* Asks the scheduler to drop the request; it stops within one step (finish
  * "cancelled" for choices still running). */
 void em_request_cancel(em_request *r);
@@ -135,8 +177,14 @@ enum { EM_SUBMIT_OK = 0, EM_SUBMIT_FULL = 1, EM_SUBMIT_CLOSED = 2, EM_SUBMIT_INV
 /* Queues a request (the scheduler takes its own reference). Returns
  * EM_SUBMIT_FULL if the queue holds max_queue choices already,
  * EM_SUBMIT_CLOSED while draining, EM_SUBMIT_INVALID for a prompt that is
- * empty or does not fit the sequence context. */
+ * empty or does not fit the sequence context, or a contemplation with more
+ * branches than n_slots. */
 int em_sched_submit(em_sched *s, em_request *r);
+/* KV blocks a contemplation needs at most (the prompt once, each branch's
+ * own blocks up to max_tokens), and the pool's size: a contemplation must
+ * fit the pool by itself. */
+int32_t em_sched_contemplate_blocks(const em_sched *s, int32_t n_prompt, int n_branches, int32_t max_tokens);
+int32_t em_sched_kv_blocks_total(const em_sched *s);
 /* Refuse new submissions from now on (graceful shutdown). */
 void em_sched_drain(em_sched *s);
 /* Cancels every queued and running request with the given finish reason. */
@@ -157,6 +205,7 @@ extern const double em_sched_itl_bounds[EM_HIST_BUCKETS];
 typedef struct em_sched_stats {
     int32_t n_queued, n_running, n_slots, n_cached;
     int32_t kv_blocks_used, kv_blocks_total;
+    int32_t kv_blocks_peak;       /* most blocks in use since the last em_sched_take_kv_peak */
     uint64_t prompt_tokens;       /* prompt tokens of admitted choices */
     uint64_t prompt_tokens_cached;/* of those, served from the prefix cache */
     uint64_t gen_tokens;          /* tokens sampled (replays after preemption excluded) */
@@ -165,5 +214,8 @@ typedef struct em_sched_stats {
     em_hist ttft, itl;
 } em_sched_stats;
 void em_sched_get_stats(em_sched *s, em_sched_stats *out);
+/* The most KV blocks in use since the previous call (or the start); the
+ * peak then restarts from the blocks in use now. */
+int32_t em_sched_take_kv_peak(em_sched *s);
 
 #endif

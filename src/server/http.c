@@ -91,6 +91,7 @@ void em_count_status(em_server *s, int status) {
 static enum MHD_Result queue(em_server *s, struct MHD_Connection *c, int status, struct MHD_Response *r) {
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Server", "ember");
+    em_sec_on_response(s, r, status, false);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     em_count_status(s, status);
@@ -106,6 +107,7 @@ static enum MHD_Result respond_text(em_server *s, struct MHD_Connection *c, int 
 }
 
 enum MHD_Result em_respond_json(em_server *s, struct MHD_Connection *c, int status, cJSON *body) {
+    em_sec_filter_json(s, status, body);
     char *txt = body ? cJSON_PrintUnformatted(body) : NULL;
     cJSON_Delete(body);
     if (!txt) return MHD_NO;
@@ -168,6 +170,7 @@ typedef struct conn_ctx {
     size_t len, cap;
     size_t dropped; /* bytes of an oversized body read and dropped */
     bool too_big;
+    em_sec_req *sec; /* a /v1 request's security state (security.c) */
 } conn_ctx;
 
 static enum MHD_Result method_not_allowed(em_server *s, struct MHD_Connection *c, const char *method,
@@ -220,6 +223,8 @@ static enum MHD_Result route(em_server *s, struct MHD_Connection *c, const char 
     }
     if (!strcmp(url, "/metrics")) {
         if (!get) return method_not_allowed(s, c, method, "GET, HEAD");
+        enum MHD_Result sr;
+        if (em_sec_metrics_denied(s, c, &sr)) return sr;
         return em_handle_metrics(s, c);
     }
     const bool models = !strcmp(url, "/v1/models") || !strncmp(url, "/v1/models/", 11);
@@ -228,6 +233,8 @@ static enum MHD_Result route(em_server *s, struct MHD_Connection *c, const char 
         return em_respond_error(s, c, 404, "invalid_request_error", NULL, "not_found", "Unknown path %.200s", url);
     if (models && !get) return method_not_allowed(s, c, method, "GET, HEAD");
     if ((chat || cmpl) && !post) return method_not_allowed(s, c, method, "POST");
+    enum MHD_Result sr;
+    if (em_sec_begin(s, c, url, &cc->sec, &sr)) return sr; /* 401 */
     int st = atomic_load(&s->state);
     if (st != EM_SRV_READY) {
         struct MHD_Response *r = NULL;
@@ -308,15 +315,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (cc->too_big)
         return em_respond_error(s, c, 413, "invalid_request_error", NULL, "request_too_large",
                                 "Request body is larger than the limit of %zu bytes", s->cfg.max_body);
-    return route(s, c, url, method, cc);
+    enum MHD_Result ret = route(s, c, url, method, cc);
+    em_sec_leave();
+    return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
     (void)cls;
-    (void)c;
-    (void)toe;
     conn_ctx *cc = *con_cls;
     if (!cc) return;
+    em_sec_conn_done(cc->sec, c, toe);
     free(cc->body);
     free(cc);
     *con_cls = NULL;
@@ -346,6 +354,7 @@ static int load_model(em_server *s) {
         fprintf(stderr, "ember: %s\n", err.msg);
         return -1;
     }
+    if (em_sec_model_unchanged(s)) return -1;
     if (s->cfg.alias && *s->cfg.alias) snprintf(s->model_id, sizeof s->model_id, "%s", s->cfg.alias);
     else {
         snprintf(s->model_id, sizeof s->model_id, "%s", basename_of(s->cfg.model_path));
@@ -440,10 +449,6 @@ int em_server_run(const em_server_config *cfg) {
         free(s);
         return 2;
     }
-    if (!is_loopback(&ss))
-        fprintf(stderr, "ember: warning: listening on %s, which is not a loopback address; the API has no "
-                        "authentication\n",
-                s->cfg.host);
 
     /* Signals are taken synchronously by this thread; every thread started
      * from here on inherits the mask. */
@@ -453,6 +458,18 @@ int em_server_run(const em_server_config *cfg) {
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    /* keys, ledger, guards; a model that fails its integrity check is
+     * refused before anything listens */
+    if (em_sec_open(s, is_loopback(&ss)) || em_sec_verify_model(s)) {
+        em_sec_close(s);
+        free(s);
+        return 1;
+    }
+    if (!is_loopback(&ss) && !em_sec_auth_on(s))
+        fprintf(stderr, "ember: warning: listening on %s, which is not a loopback address; the API has no "
+                        "authentication (--no-auth)\n",
+                s->cfg.host);
 
     unsigned conn_timeout = s->cfg.timeout_s > 0 ? (unsigned)s->cfg.timeout_s + 60 : 0;
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_AUTO |
@@ -464,6 +481,7 @@ int em_server_run(const em_server_config *cfg) {
     if (!s->daemon) {
         fprintf(stderr, "ember: cannot listen on %s port %d: %s\n", s->cfg.host, s->cfg.port,
                 errno ? strerror(errno) : "libmicrohttpd failed to start");
+        em_sec_close(s);
         free(s);
         return 1;
     }
@@ -511,6 +529,7 @@ stop:
     MHD_stop_daemon(s->daemon);
     em_sched_free(s->sched);
     ember_model_free(s->model);
+    em_sec_close(s);
     free(s);
     fprintf(stderr, "ember: stopped\n");
     return rc;

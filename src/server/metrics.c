@@ -85,6 +85,9 @@ enum MHD_Result em_handle_metrics(em_server *s, struct MHD_Connection *c) {
     mb_printf(&b, "ember_kv_blocks_used %d\n", st.kv_blocks_used);
     head(&b, "ember_kv_blocks_free", "gauge", "KV cache blocks free.");
     mb_printf(&b, "ember_kv_blocks_free %d\n", st.kv_blocks_total - st.kv_blocks_used);
+    head(&b, "ember_kv_blocks_peak", "gauge", "Most KV cache blocks in use at once since the previous scrape.");
+    mb_printf(&b, "ember_kv_blocks_peak %d\n",
+              atomic_load(&s->state) != EM_SRV_LOADING && s->sched ? em_sched_take_kv_peak(s->sched) : 0);
     head(&b, "ember_kv_blocks_total", "gauge", "KV cache blocks in the pool.");
     mb_printf(&b, "ember_kv_blocks_total %d\n", st.kv_blocks_total);
     head(&b, "ember_prefix_cache_entries", "gauge", "Finished prompts kept for prefix reuse.");

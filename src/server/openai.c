@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../engine/aggregate.h"
 #include "server.h"
 
 #define MAX_N 16
@@ -130,6 +131,7 @@ static int tokenize_into(em_server *s, prompt_list *pl, const char *text, size_t
     ember_error err;
     int32_t *ids = NULL;
     size_t n = 0;
+    em_sec_note_prompt(text, len); /* the text the model sees, for the audit log */
     if (ember_tokenize(s->model, text, len, true, special, &ids, &n, &err))
         return fail(e, 400, param, "tokenization_failed", "Cannot tokenize '%s': %s", param, err.msg);
     pl->ids[pl->n] = ids;
@@ -159,12 +161,20 @@ static int token_array(em_server *s, prompt_list *pl, const cJSON *arr, const ch
     return 0;
 }
 
+/* A prompt string, after the injection guard and prompt redaction. */
+static int tokenize_prompt(em_server *s, prompt_list *pl, const char *text, oai_err *e) {
+    size_t len = strlen(text);
+    em_sec_err se;
+    if (!(text = em_sec_prompt(s, text, &len, &se))) return fail(e, se.status, se.param, se.code, "%s", se.msg);
+    return tokenize_into(s, pl, text, len, false, "prompt", e);
+}
+
 /* prompt: a string, an array of strings, an array of token ids, or an array
  * of arrays of token ids */
 static int parse_prompt(em_server *s, const cJSON *root, prompt_list *pl, oai_err *e) {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
     if (!p || cJSON_IsNull(p)) return fail(e, 400, "prompt", "missing_required_parameter", "'prompt' is required");
-    if (cJSON_IsString(p)) return tokenize_into(s, pl, p->valuestring, strlen(p->valuestring), false, "prompt", e);
+    if (cJSON_IsString(p)) return tokenize_prompt(s, pl, p->valuestring, e);
     if (!cJSON_IsArray(p))
         return fail(e, 400, "prompt", "invalid_type", "'prompt' must be a string, an array of strings or token ids");
     int n = cJSON_GetArraySize(p);
@@ -176,7 +186,7 @@ static int parse_prompt(em_server *s, const cJSON *root, prompt_list *pl, oai_er
     const cJSON *v;
     cJSON_ArrayForEach(v, p) {
         if (cJSON_IsString(v)) {
-            if (tokenize_into(s, pl, v->valuestring, strlen(v->valuestring), false, "prompt", e)) return -1;
+            if (tokenize_prompt(s, pl, v->valuestring, e)) return -1;
         } else if (cJSON_IsArray(v)) {
             if (token_array(s, pl, v, "prompt", e)) return -1;
         } else {
@@ -195,7 +205,7 @@ static int parse_messages(em_server *s, const cJSON *root, prompt_list *pl, oai_
     int n = cJSON_GetArraySize(ms);
     if (n == 0) return fail(e, 400, "messages", "invalid_value", "'messages' must not be empty");
     if (n > MAX_MESSAGES) return fail(e, 400, "messages", "invalid_value", "at most %d messages", MAX_MESSAGES);
-    em_chat_msg *msgs = calloc((size_t)n, sizeof *msgs);
+    em_chat_msg *msgs = calloc((size_t)n + 1, sizeof *msgs); /* + 1: the guard's system notice */
     char **owned = calloc((size_t)n, sizeof *owned);
     int rc = -1;
     if (!msgs || !owned) {
@@ -271,8 +281,13 @@ static int parse_messages(em_server *s, const cJSON *root, prompt_list *pl, oai_
         }
         i++;
     }
-    size_t len;
-    char *text = em_tmpl_render(s->tmpl, msgs, (size_t)n, &len);
+    size_t len, n_msgs = (size_t)n;
+    em_sec_err se;
+    if (em_sec_chat(s, ms, msgs, &n_msgs, &se)) { /* injection guard, prompt redaction */
+        fail(e, se.status, se.param, se.code, "%s", se.msg);
+        goto done;
+    }
+    char *text = em_tmpl_render(s->tmpl, msgs, n_msgs, &len);
     if (!text) {
         fail(e, 500, NULL, "out_of_memory", "out of memory");
         goto done;
@@ -295,6 +310,7 @@ typedef struct parsed {
     prompt_list prompts;
     const char *stops[EM_SCHED_MAX_STOPS];
     size_t n_stops;
+    em_contemplate_opts ct;
 } parsed;
 
 static int parse_request(em_server *s, const cJSON *root, bool chat, parsed *q, oai_err *e) {
@@ -313,6 +329,10 @@ static int parse_request(em_server *s, const cJSON *root, bool chat, parsed *q, 
     if (model && strcmp(model, s->model_id) != 0)
         return fail(e, 404, "model", "model_not_found", "The model '%.200s' does not exist (this server has '%s')",
                     model, s->model_id);
+    {
+        em_sec_err se; /* the API key's model scope */
+        if (em_sec_check_model(s, s->model_id, &se)) return fail(e, se.status, se.param, se.code, "%s", se.msg);
+    }
     double d;
     long long ll;
     int r;
@@ -427,6 +447,17 @@ static int parse_request(em_server *s, const cJSON *root, bool chat, parsed *q, 
         if (!cJSON_IsObject(rf) || !cJSON_IsString(ty) || strcmp(ty->valuestring, "text") != 0)
             return fail(e, 400, "response_format", "unsupported_value", "only response_format {\"type\": \"text\"} is supported");
     }
+    /* contemplating mode (contemplate_api.c) */
+    {
+        char cparam[96], cmsg[512];
+        const char *ccode = NULL;
+        if (em_contemplate_parse(s, root, &q->ct, cparam, sizeof cparam, &ccode, cmsg, sizeof cmsg))
+            return fail(e, 400, cparam, ccode, "%s", cmsg);
+        if (q->ct.on && m->n_per_prompt > 1)
+            return fail(e, 400, "n", "invalid_value", "'n' must be 1 when contemplating (one aggregated answer)");
+        if (q->ct.on && m->logprobs)
+            return fail(e, 400, "logprobs", "unsupported_value", "'logprobs' is not supported when contemplating");
+    }
     /* the prompt(s) */
     if (chat ? parse_messages(s, root, &q->prompts, e) : parse_prompt(s, root, &q->prompts, e)) return -1;
     const int32_t n_ctx = em_sched_get_params(s->sched)->n_ctx_seq;
@@ -441,6 +472,8 @@ static int parse_request(em_server *s, const cJSON *root, bool chat, parsed *q, 
     }
     if (q->prompts.n * m->n_per_prompt > EM_SCHED_MAX_CHOICES)
         return fail(e, 400, "n", "invalid_value", "at most %d choices per request", EM_SCHED_MAX_CHOICES);
+    if (q->ct.on && q->prompts.n > 1)
+        return fail(e, 400, "prompt", "invalid_value", "contemplating takes one prompt");
     return 0;
 }
 
@@ -616,9 +649,42 @@ enum MHD_Result em_handle_completion(em_server *s, struct MHD_Connection *c, con
     enum MHD_Result ret;
     if (parse_request(s, root, chat, q, &e)) goto error;
     em_oai_meta *m = &q->meta;
+    /* security: options the server's redaction rules out, then the key's
+     * rate limits (429), reserving the prompt and the most tokens the
+     * request may generate */
+    {
+        em_sec_err se;
+        if (em_sec_check_request(s, m->logprobs, q->ct.on && m->stream, &se)) {
+            fail(&e, se.status, se.param, se.code, "%s", se.msg);
+            goto error;
+        }
+        const int32_t n_ctx = em_sched_get_params(s->sched)->n_ctx_seq;
+        int64_t prompt = 0, reserve = 0;
+        for (int p = 0; p < q->prompts.n; p++) {
+            const int64_t len = (int64_t)q->prompts.n_ids[p], room = n_ctx - len;
+            prompt += len;
+            if (q->ct.on) {
+                const int64_t per = q->ct.max_branch_tokens > 0 ? q->ct.max_branch_tokens
+                                    : q->gp.max_tokens > 0      ? q->gp.max_tokens
+                                                                : 256;
+                reserve += len + q->ct.branches * per + (q->ct.aggregate == EMBER_AGG_SYNTHESIZE ? EM_SYNTH_MAX_TOKENS : 0);
+            } else {
+                reserve += len + (int64_t)m->n_per_prompt * (q->gp.max_tokens > 0 && q->gp.max_tokens < room ? q->gp.max_tokens : room);
+            }
+        }
+        enum MHD_Result sr;
+        if (em_sec_admit(s, c, prompt, reserve, q->gp.max_tokens > 0 || q->ct.on, &sr)) {
+            ret = sr;
+            goto out;
+        }
+    }
     snprintf(m->id, sizeof m->id, "%s%016llx%08llx", chat ? "chatcmpl-" : "cmpl-",
              (unsigned long long)random_u64(), (unsigned long long)(random_u64() & 0xffffffffu));
     m->created = (long)time(NULL);
+    if (q->ct.on) {
+        ret = em_contemplate_serve(s, c, m, &q->gp, &q->ct, q->prompts.ids[0], q->prompts.n_ids[0], q->seed);
+        goto out;
+    }
     r = em_request_new(q->prompts.n * m->n_per_prompt, &q->gp);
     if (!r) {
         fail(&e, 500, NULL, "out_of_memory", "out of memory");
@@ -647,6 +713,7 @@ enum MHD_Result em_handle_completion(em_server *s, struct MHD_Connection *c, con
         MHD_add_response_header(resp, "Content-Type", "application/json");
         MHD_add_response_header(resp, "Retry-After", "1");
         MHD_add_response_header(resp, "Server", "ember");
+        em_sec_on_response(s, resp, 503, false);
         ret = MHD_queue_response(c, 503, resp);
         MHD_destroy_response(resp);
         em_count_status(s, 503);
@@ -709,8 +776,10 @@ enum MHD_Result em_handle_models(em_server *s, struct MHD_Connection *c, const c
     cJSON_AddNumberToObject(meta, "n_ctx_train", ember_model_n_ctx_train(s->model));
     cJSON_AddNumberToObject(meta, "n_ctx", em_sched_get_params(s->sched)->n_ctx_seq);
     cJSON_AddStringToObject(meta, "chat_template", em_tmpl_name(s->tmpl));
+    if (s->model_sha256[0]) cJSON_AddStringToObject(meta, "sha256", s->model_sha256); /* verified at start-up */
+    const bool visible = em_sec_model_visible(s, s->model_id); /* the API key's model scope */
     if (id) {
-        if (strcmp(id, s->model_id) != 0) {
+        if (strcmp(id, s->model_id) != 0 || !visible) {
             cJSON_Delete(model);
             return em_respond_error(s, c, 404, "invalid_request_error", "model", "model_not_found",
                                     "The model '%.200s' does not exist", id);
@@ -720,6 +789,7 @@ enum MHD_Result em_handle_models(em_server *s, struct MHD_Connection *c, const c
     cJSON *list = cJSON_CreateObject();
     cJSON_AddStringToObject(list, "object", "list");
     cJSON *data = cJSON_AddArrayToObject(list, "data");
-    cJSON_AddItemToArray(data, model);
+    if (visible) cJSON_AddItemToArray(data, model);
+    else cJSON_Delete(model);
     return em_respond_json(s, c, 200, list);
 }

@@ -9,6 +9,10 @@
  *   chat_template.c rendering chat messages for the model's template family
  *   chat_page.c     the chat page served at /
  *   metrics.c       /metrics (Prometheus text format)
+ *   contemplate_api.c contemplating mode: "contemplate" / "reasoning_effort",
+ *                   the aggregated response and its stream
+ *   security.c      API keys, rate limits, usage ledger, redaction, the
+ *                   prompt-injection guard, model integrity (src/guard/)
  *
  * Threads: libmicrohttpd runs one thread per connection; a connection that
  * waits for generated text blocks on its request's condition variable. The
@@ -43,6 +47,17 @@ typedef struct em_server_config {
     const char *chat_template; /* NULL: from the model's tokenizer.chat_template */
     const char *alias;         /* model id (default: file name without .gguf) */
     ember_kv_type kv;
+    int contemplate_branches[3]; /* branches for reasoning_effort low, medium, high (capped at slots) */
+    /* security (security.c); all off when zero */
+    const char *db_path;         /* API keys + usage ledger (NULL: $EMBER_DB or ./ember.db when keys are needed) */
+    int auth;                    /* 1: Bearer keys on the /v1 routes; 0: none; -1: on unless host is a loopback address */
+    bool metrics_admin;          /* /metrics needs an admin key */
+    bool audit_content;          /* the ledger keeps (redacted) prompt and completion text */
+    unsigned redact;             /* EM_REDACT_* (guard/redact.h): prompts, completions, logs */
+    int guard_user, guard_untrusted; /* em_guard_action (guard/injection.h) at most taken; 0 (allow): no scan */
+    size_t guard_window;         /* bytes of one text the injection guard scans (head + tail; 0: 16384) */
+    const char *model_sha256;    /* expected SHA-256 (hex) of the model file */
+    const char *models_manifest; /* manifest (guard/integrity.h) that must list the model file */
 } em_server_config;
 
 /* Runs the server until SIGTERM or SIGINT; returns the exit status. */
@@ -104,6 +119,8 @@ typedef struct em_server {
     struct MHD_Daemon *daemon;
     atomic_ulong status_count[600];
     atomic_ulong n_requests;
+    struct em_sec *sec;          /* security layer (security.c); NULL: none */
+    char model_sha256[65];       /* the model file's verified digest (hex), "" if not checked */
 } em_server;
 
 /* ---- HTTP helpers (http.c) ---- */
@@ -146,10 +163,102 @@ cJSON *em_oai_chunk_base(const em_oai_meta *m);
 /* HTTP status for a request that ended badly (timeout, shutdown, error), or 0. */
 int em_oai_failure(const em_request *r, const char **type, const char **code, char *msg, size_t cap);
 
+/* ---- contemplation (contemplate_api.c) ---- */
+typedef struct em_contemplate_opts {
+    bool on;
+    int branches;
+    ember_aggregate aggregate;
+    int32_t max_branch_tokens; /* 0: max_tokens if given, else 256 */
+    bool early_stop;
+} em_contemplate_opts;
+
+/* Reads "contemplate" and "reasoning_effort". Returns 0 (o->on false if
+ * neither asks for contemplation) or -1 with the parameter's name, an error
+ * code and a message for a 400. */
+int em_contemplate_parse(const em_server *s, const cJSON *root, em_contemplate_opts *o, char *param, size_t pcap,
+                         const char **code, char *msg, size_t mcap);
+/* Runs a validated contemplation of one prompt (gp: sampling, stop strings;
+ * max_tokens is the per-branch default) and sends the response or stream. */
+enum MHD_Result em_contemplate_serve(em_server *s, struct MHD_Connection *c, const em_oai_meta *m,
+                                     const em_gen_params *gp, const em_contemplate_opts *o, const int32_t *ids,
+                                     size_t n_ids, uint64_t seed);
+
 /* ---- streaming (sse.c) ---- */
 enum MHD_Result em_stream_start(em_server *s, struct MHD_Connection *c, em_request *r, const em_oai_meta *m);
 
 /* ---- metrics (metrics.c) ---- */
 enum MHD_Result em_handle_metrics(em_server *s, struct MHD_Connection *c);
+
+/* ---- security (security.c) ----
+ * API keys, model scope, rate limits, the usage ledger, redaction, the
+ * prompt-injection guard and model integrity, over src/guard/. Each /v1
+ * request gets an em_sec_req when it is routed; while its handler runs on
+ * the connection's thread the hooks below find it through a thread-local
+ * pointer (so they do nothing for other routes, or when s->sec is NULL). */
+typedef struct em_sec em_sec;
+typedef struct em_sec_req em_sec_req;
+
+typedef struct em_sec_err {
+    int status;
+    const char *code;
+    char param[96];
+    char msg[512];
+} em_sec_err;
+
+/* Start-up: opens the key database, the ledger (and its writer thread), the
+ * redactor and the injection guard. Prints a one-line error and returns -1
+ * on failure. loopback: the listening address is a loopback one. */
+int em_sec_open(em_server *s, bool loopback);
+bool em_sec_auth_on(const em_server *s);
+/* --model-sha256 / --models-manifest: hashes the model file before it is
+ * loaded (-1 with a one-line error on a mismatch); em_sec_model_unchanged
+ * checks after loading that the file was not replaced meanwhile. */
+int em_sec_verify_model(em_server *s);
+int em_sec_model_unchanged(em_server *s);
+/* After the last connection is gone: flushes the ledger, frees everything. */
+void em_sec_close(em_server *s);
+/* "MODE" or "user=MODE,untrusted=MODE" (tool= for untrusted); MODE allow,
+ * flag, sanitize or block. Returns 0 or -1 with msg. */
+int em_sec_parse_guard(const char *spec, int *user, int *untrusted, char *msg, size_t cap);
+
+/* http.c: a /v1 request is routed (authentication: true when it answered,
+ * *ret is the result); a /metrics request (true when it answered 401/403);
+ * the request's handler returned; libmicrohttpd completed the request. */
+bool em_sec_begin(em_server *s, struct MHD_Connection *c, const char *url, em_sec_req **out, enum MHD_Result *ret);
+bool em_sec_metrics_denied(em_server *s, struct MHD_Connection *c, enum MHD_Result *ret);
+void em_sec_leave(void);
+void em_sec_conn_done(em_sec_req *q, struct MHD_Connection *c, enum MHD_RequestTerminationCode toe);
+/* Right before a response is queued: adds x-request-id, x-ratelimit-*,
+ * x-ember-guard (...) and, unless it is a stream, finishes the request
+ * (rate-limit correction, ledger row committed). */
+void em_sec_on_response(em_server *s, struct MHD_Response *r, int status, bool stream);
+/* Every JSON body: takes its usage for the ledger, redacts completions in
+ * choices[], adds the injection guard's reason to a block's error. */
+void em_sec_filter_json(em_server *s, int status, cJSON *body);
+
+/* openai.c: the key's model scope (403); request options the security
+ * settings rule out (400); chat messages and prompt strings through the
+ * injection guard and prompt redaction (msgs has room for one more message,
+ * a system notice); the text the model sees (for the audit log); admission
+ * by the key's rate limits (true when it answered 429 / 413); whether the
+ * key may see a model (/v1/models). */
+int em_sec_check_model(em_server *s, const char *model, em_sec_err *e);
+int em_sec_check_request(em_server *s, bool logprobs, bool contemplate_stream, em_sec_err *e);
+int em_sec_chat(em_server *s, const cJSON *messages, em_chat_msg *msgs, size_t *n, em_sec_err *e);
+const char *em_sec_prompt(em_server *s, const char *text, size_t *len, em_sec_err *e);
+void em_sec_note_prompt(const char *text, size_t len);
+bool em_sec_admit(em_server *s, struct MHD_Connection *c, int64_t prompt_tokens, int64_t reserve, bool max_given,
+                  enum MHD_Result *ret);
+bool em_sec_model_visible(em_server *s, const char *model);
+
+/* sse.c: a stream takes a reference to its request's state; its text goes
+ * through one streaming redactor per choice (returns the bytes to send now,
+ * *len updated; final flushes; NULL when out of memory); before [DONE] the
+ * request is finished (ledger row committed; call under r->mu); when the
+ * stream is freed, an unfinished request is recorded as cut off (499). */
+em_sec_req *em_sec_stream_attach(void);
+const char *em_sec_stream_text(em_sec_req *q, int choice, const char *text, size_t *len, bool final);
+void em_sec_stream_done(em_sec_req *q, const em_oai_meta *m, const em_request *r);
+void em_sec_stream_detach(em_sec_req *q, const em_oai_meta *m, em_request *r);
 
 #endif

@@ -28,6 +28,7 @@ typedef struct stream {
     size_t len, off, cap;
     bool ended, error_sent, oom;
     double last_out;
+    em_sec_req *sec; /* security state (security.c): completion redaction, ledger */
 } stream;
 
 static void put(stream *st, const char *b, size_t n) {
@@ -103,8 +104,14 @@ static void produce(stream *st) {
             st->role_sent[i] = true;
         }
         size_t nt = o->len - st->text_off[i], nl = o->n_lp - st->lp_off[i];
+        const char *tx = nt ? o->text + st->text_off[i] : "";
+        if (st->sec) {
+            /* completion redaction holds back what may be the start of a secret */
+            if (!(tx = em_sec_stream_text(st->sec, i, tx, &nt, o->finish && !st->fin_sent[i]))) st->oom = true;
+            st->text_off[i] = o->len;
+        }
         if (nt || nl) {
-            put_event(st, chunk(st, i, o->text + st->text_off[i], nt, false, o->lp + st->lp_off[i], nl, NULL));
+            put_event(st, chunk(st, i, tx, nt, false, o->lp + st->lp_off[i], nl, NULL));
             st->text_off[i] = o->len;
             st->lp_off[i] = o->n_lp;
         }
@@ -124,6 +131,7 @@ static void produce(stream *st) {
     }
     const bool done = em_request_done(r);
     if (done) {
+        em_sec_stream_done(st->sec, &st->m, r); /* the ledger row is committed before [DONE] */
         if (st->m.include_usage) {
             cJSON *o = em_oai_chunk_base(&st->m);
             cJSON_AddArrayToObject(o, "choices");
@@ -165,6 +173,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max) {
 static void stream_free(void *cls) {
     stream *st = cls;
     if (!st->ended) em_request_cancel(st->r);
+    em_sec_stream_detach(st->sec, &st->m, st->r);
     em_request_release(st->r);
     free(st->text_off);
     free(st->lp_off);
@@ -200,6 +209,7 @@ enum MHD_Result em_stream_start(em_server *s, struct MHD_Connection *c, em_reque
     st->m = *m;
     st->fd = em_conn_fd(c);
     st->last_out = em_srv_now_ms();
+    st->sec = em_sec_stream_attach();
     struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, reader, st, stream_free);
     if (!resp) {
         stream_free(st);
@@ -209,6 +219,7 @@ enum MHD_Result em_stream_start(em_server *s, struct MHD_Connection *c, em_reque
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
     MHD_add_response_header(resp, "Server", "ember");
+    em_sec_on_response(s, resp, 200, true);
     enum MHD_Result ret = MHD_queue_response(c, 200, resp);
     MHD_destroy_response(resp);
     em_count_status(s, 200);

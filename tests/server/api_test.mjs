@@ -6,12 +6,14 @@
 //   LONG  --slots 1 --max-queue 1 --ctx 4096 (long generations: disconnects, queue full)
 //   SMALL --ctx 4096 --timeout 1 (per-request time limit)
 //   PRE   --slots 4 --ctx 256 --kv-pool 256 (KV pool too small for 4 sequences: preemption)
+//   CT    --slots 8 --ctx 1280 (contemplating mode: 8 branches, a 1,000-token prompt)
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import net from 'node:net';
 
 const EMBER = process.env.EMBER || 'build/ember';
 const MAIN = process.env.MAIN, LONG = process.env.LONG, SMALL = process.env.SMALL, PRE = process.env.PRE;
+const CT = process.env.CT;
 const MODEL = 'stories260K';
 
 let passed = 0, failed = 0;
@@ -129,6 +131,7 @@ await test('GET / serves the self-contained chat page', async () => {
   assert(html.includes('<title>ember chat</title>') && html.includes('/v1/chat/completions'), 'page content');
   assert(!/(src|href)\s*=\s*["']?(https?:)?\/\//i.test(html), 'no external resources');
   assert(html.includes('tok/s') && html.includes('stream:true'), 'streams and shows tok/s');
+  assert(html.includes('id="ct"') && html.includes('contemplate') && html.includes('synthesize'), 'contemplation toggle');
 });
 
 await test('GET /v1/models and /v1/models/{id}', async () => {
@@ -534,6 +537,245 @@ await test('a KV pool too small for all slots preempts and still gives the same 
   eq(after.ember_generation_tokens_total - before.ember_generation_tokens_total, 8 * N3, 'replays are not counted');
 });
 
+// ---------------------------------------------------------- contemplation
+// `ember run --contemplate`: branches (text in finish order on stdout, a
+// summary line each on stderr) and the answer line
+async function cliContemplate(prompt, n, agg, extra) {
+  const { stdout, stderr } = await execFileP(EMBER, ['run', '-p', prompt, '--contemplate', String(n), '--aggregate', agg,
+                                                    ...extra], { encoding: 'utf8' });
+  const heads = [...stdout.matchAll(/^--- branch (\d+)\/(\d+) ---\n/gm)];
+  const ans = stdout.match(/^=== answer \((\w+), (\d+)\/(\d+) branches agree\): (.*)$/m);
+  assert(ans && heads.length === n, `ember run output: ${stdout}`);
+  const branches = [];
+  heads.forEach((h, k) => {
+    const end = k + 1 < heads.length ? heads[k + 1].index : ans.index;
+    branches[Number(h[1]) - 1] = { text: stdout.slice(h.index + h[0].length, end - 1) };
+  });
+  for (const m of stderr.matchAll(/^ember: branch (\d+): (\w+), (\d+) tokens, mean logprob (\S+), answer '(.*)'$/gm))
+    Object.assign(branches[Number(m[1]) - 1], { finish: m[2], tokens: Number(m[3]), lp: m[4], answer: m[5] });
+  return { branches, answer: ans[4], agree: Number(ans[2]) };
+}
+const strip = j => { // what must not depend on the run
+  const c = JSON.parse(JSON.stringify(j));
+  delete c.id; delete c.created; delete c.contemplation.kv_blocks_peak;
+  return c;
+};
+const CT_CASES = [
+  { prompt: 'Once upon a time', branches: 8, aggregate: 'vote', temperature: 0.5, seed: 1, max: 64, stop: '.' },
+  { prompt: 'The little dog', branches: 4, aggregate: 'best', temperature: 0.9, seed: 3, max: 24 },
+  { prompt: 'Lily and Ben', branches: 3, aggregate: 'synthesize', temperature: 1, seed: 5, max: 16, stop: '.' },
+];
+
+await test('contemplate: /v1/completions equals `ember run --contemplate` (vote with early stop, best, synthesize)', async () => {
+  for (const t of CT_CASES) {
+    const [r, cli] = await Promise.all([
+      cmpl(CT, { prompt: t.prompt, temperature: t.temperature, seed: t.seed, ...(t.stop ? { stop: t.stop } : {}),
+                 contemplate: { branches: t.branches, aggregate: t.aggregate, max_branch_tokens: t.max } }),
+      cliContemplate(t.prompt, t.branches, t.aggregate, ['--temp', String(t.temperature), '--seed', String(t.seed),
+                     '--branch-tokens', String(t.max), ...(t.stop ? ['--stop', t.stop] : [])])]);
+    eq(r.status, 200, r.text);
+    const c = r.json.contemplation;
+    eq(c.aggregate, t.aggregate);
+    eq(r.json.choices.length, 1);
+    eq(r.json.choices[0].text, cli.answer, `${t.aggregate}: the answer`);
+    eq(c.answer, cli.answer);
+    eq(c.votes, cli.agree, 'agreeing branches');
+    eq(c.branches.length, t.branches);
+    c.branches.forEach((b, i) => {
+      const w = cli.branches[i];
+      eq(b.text, w.text, `${t.aggregate}: branch ${i} text`);
+      eq(b.tokens, w.tokens, `branch ${i} tokens`);
+      eq(b.answer, w.answer, `branch ${i} answer`);
+      eq(b.finish_reason, w.finish === 'eos' ? 'stop' : w.finish, `branch ${i} finish`);
+      eq(b.mean_logprob.toFixed(3), w.lp, `branch ${i} mean logprob`);
+    });
+    if (t.aggregate === 'vote') assert(c.early_stopped && c.branches.some(b => b.finish_reason === 'cancelled'), 'early stop');
+    if (t.aggregate === 'synthesize') assert(c.winner === -1 && c.synthesis && c.synthesis.tokens > 0, 'synthesis pass');
+  }
+});
+
+await test('contemplate: chat returns one choice with the answer, the branches and exact usage (each aggregate)', async () => {
+  const messages = [{ role: 'user', content: 'Tell me a story.' }];
+  const pt = nTokens('user: Tell me a story.\nassistant:');
+  for (const aggregate of ['vote', 'best', 'synthesize']) {
+    const r = await chat(CT, { messages, seed: 9, contemplate: { branches: 3, aggregate, max_branch_tokens: 12 } });
+    eq(r.status, 200, r.text);
+    const j = r.json, c = j.contemplation;
+    eq(j.object, 'chat.completion');
+    eq(j.choices.length, 1);
+    eq(j.choices[0].message, { role: 'assistant', content: c.answer });
+    eq(j.choices[0].finish_reason, 'stop');
+    eq(j.choices[0].logprobs, null);
+    eq(c.branches.length, 3);
+    for (const b of c.branches) {
+      for (const k of ['index', 'text', 'answer', 'tokens', 'mean_logprob', 'finish_reason']) assert(k in b, `branch.${k}`);
+      assert(['stop', 'length', 'cancelled'].includes(b.finish_reason) && b.tokens >= 1 && b.tokens <= 12, 'branch fields');
+    }
+    const bt = c.branches.reduce((a, b) => a + b.tokens, 0), st = c.synthesis ? c.synthesis.tokens : 0;
+    eq(!!c.synthesis, aggregate === 'synthesize', 'synthesis only when asked');
+    eq(j.usage, { prompt_tokens: pt, completion_tokens: bt + st, total_tokens: pt + bt + st }, `${aggregate}: usage`);
+    eq(c.tokens, { prompt: pt, branches: bt, synthesis: st, total: bt + st });
+    assert(c.agreement >= 0 && c.agreement <= 1 && Math.abs(c.agreement - c.votes / 3) < 1e-9, 'agreement');
+    if (aggregate === 'best') {
+      const best = c.branches.reduce((a, b) => (b.mean_logprob > a.mean_logprob ? b : a));
+      eq(c.winner, best.index, 'best: the highest mean logprob');
+    }
+    if (aggregate === 'vote' && c.winner >= 0) eq(c.answer, c.branches[c.winner].answer);
+    assert(c.kv_blocks_peak > 0, 'kv peak');
+  }
+});
+
+await test('contemplate: streaming sends branch progress, each branch end, then the answer, usage, [DONE]', async () => {
+  const body = { messages: [{ role: 'user', content: 'Tell me a story.' }], seed: 11, temperature: 0.9,
+                 contemplate: { branches: 4, aggregate: 'vote', max_branch_tokens: 20 } };
+  const [whole, s] = await Promise.all([chat(CT, body),
+    chat(CT, { ...body, stream: true, stream_options: { include_usage: true } })]);
+  eq(s.status, 200);
+  const ev = sseEvents(s.text);
+  eq(ev[ev.length - 1], '[DONE]');
+  const chunks = ev.slice(0, -1);
+  eq(chunks[0].choices[0].delta, { role: 'assistant', content: '' }, 'the role first');
+  const texts = ['', '', '', ''], ends = [[], [], [], []];
+  let lastBranchEvent = -1, contentAt = -1, content = '', finishAt = -1;
+  chunks.forEach((c, k) => {
+    eq(c.object, 'chat.completion.chunk');
+    if (!c.choices.length) return;
+    const d = c.choices[0].delta, x = d.contemplation;
+    if (x) {
+      assert(contentAt < 0, 'no branch event after the answer');
+      lastBranchEvent = k;
+      if ('text' in x) { assert(!ends[x.branch].length, `branch ${x.branch} text after its end`); texts[x.branch] += x.text; }
+      else ends[x.branch].push(x);
+    }
+    if (d.content) { contentAt = k; content += d.content; }
+    if (c.choices[0].finish_reason) finishAt = k;
+  });
+  const W = whole.json.contemplation;
+  eq(texts, W.branches.map(b => b.text), 'streamed branch texts');
+  ends.forEach((e, i) => {
+    eq(e.length, 1, `one end event for branch ${i}`);
+    const { index, text, ...rest } = W.branches[i];
+    eq(e[0], { branch: i, ...rest }, `end of branch ${i}`);
+  });
+  assert(lastBranchEvent < contentAt && contentAt < finishAt, 'branches, then the answer, then the finish');
+  eq(content, whole.json.choices[0].message.content, 'the answer');
+  eq(chunks[finishAt].choices[0].finish_reason, 'stop');
+  eq(strip({ contemplation: chunks[finishAt].contemplation }), strip({ contemplation: W }), 'the summary');
+  const last = chunks[chunks.length - 1];
+  eq(last.choices, []);
+  eq(last.usage, whole.json.usage, 'usage');
+  // /v1/completions streams the same events in the choice, next to "text"
+  const cs = await cmpl(CT, { prompt: 'Once upon a time', seed: 1, temperature: 0.5, stop: '.', stream: true,
+                              contemplate: { branches: 8, max_branch_tokens: 64 } });
+  const cev = sseEvents(cs.text).slice(0, -1);
+  const fin = cev.filter(c => c.choices[0].finish_reason);
+  eq(fin.length, 1);
+  eq(cev.map(c => c.choices[0].text).join(''), fin[0].contemplation.answer, 'completions: the answer as text');
+  assert(cev.some(c => c.choices[0].contemplation && c.choices[0].contemplation.finish_reason === 'cancelled'), 'cancelled event');
+});
+
+await test('contemplate: the same seed gives the same result alone and next to 7 other requests', async () => {
+  const body = { messages: [{ role: 'user', content: 'Tell me a story.' }], seed: 42, temperature: 1,
+                 contemplate: { branches: 4, aggregate: 'vote', max_branch_tokens: 32 } };
+  const alone = await chat(CT, body);
+  eq(alone.status, 200, alone.text);
+  const others = PROMPTS.slice(1).map((p, i) => cmpl(CT, { prompt: p, max_tokens: 40 + 5 * i, seed: i }));
+  const [busy, ...rest] = await Promise.all([chat(CT, body), ...others]);
+  eq(strip(busy.json), strip(alone.json), 'with 7 other requests');
+  for (const r of rest) eq(r.status, 200);
+  const streamed = await chat(CT, { ...body, stream: true });
+  const fin = sseEvents(streamed.text).slice(0, -1).find(c => c.choices.length && c.choices[0].finish_reason);
+  eq(strip({ contemplation: fin.contemplation }).contemplation, strip(alone.json).contemplation, 'streamed');
+});
+
+await test('contemplate: early stop cancels the branches that can no longer change the vote', async () => {
+  const body = { prompt: 'Once upon a time', seed: 1, temperature: 0.5, stop: '.',
+                 contemplate: { branches: 8, aggregate: 'vote', max_branch_tokens: 64 } };
+  const [on, off] = await Promise.all([cmpl(CT, body),
+    cmpl(CT, { ...body, contemplate: { ...body.contemplate, early_stop: false } })]);
+  const a = on.json.contemplation, b = off.json.contemplation;
+  const cut = a.branches.filter(x => x.finish_reason === 'cancelled');
+  assert(cut.length >= 1 && a.early_stopped, 'some branches were cancelled');
+  assert(!b.early_stopped && b.branches.every(x => x.finish_reason !== 'cancelled'), 'none without early_stop');
+  for (const x of cut) {
+    eq(x.answer, '', 'a cancelled branch does not vote');
+    assert(x.tokens <= b.branches[x.index].tokens, 'it stopped no later');
+  }
+  a.branches.filter(x => x.finish_reason !== 'cancelled').forEach(x => eq(x, b.branches[x.index], 'finished branches agree'));
+  assert(on.json.usage.completion_tokens < off.json.usage.completion_tokens, 'fewer tokens spent');
+  eq(a.answer, b.answer, 'the same answer');
+});
+
+await test('contemplate: reasoning_effort maps to the configured branches (at most --slots)', async () => {
+  const messages = [{ role: 'user', content: 'Hi' }];
+  for (const [effort, n] of [['low', 2], ['medium', 4], ['high', 8]]) {
+    const r = await chat(CT, { messages, max_tokens: 4, reasoning_effort: effort });
+    eq(r.status, 200, r.text);
+    eq(r.json.contemplation.branches.length, n, effort);
+    eq(r.json.contemplation.branches.every(b => b.tokens <= 4), true, 'max_tokens is the branch budget');
+  }
+  eq((await chat(MAIN, { messages, max_tokens: 4, reasoning_effort: 'high' })).json.contemplation.branches.length, 4,
+     'capped at 4 slots');
+  const none = await chat(CT, { messages, max_tokens: 4, reasoning_effort: 'none' });
+  assert(none.status === 200 && !('contemplation' in none.json), 'none: a plain completion');
+  const both = await chat(CT, { messages, max_tokens: 4, reasoning_effort: 'low', contemplate: { aggregate: 'best' } });
+  eq([both.json.contemplation.branches.length, both.json.contemplation.aggregate], [2, 'best'], 'combined');
+  eq((await chat(CT, { messages, max_tokens: 4, contemplate: true })).json.contemplation.branches.length, 4, 'true');
+});
+
+await test('contemplate: errors name the parameter', async () => {
+  const m = [{ role: 'user', content: 'x' }];
+  const bad = [
+    [CT, { contemplate: 5 }, 'contemplate', 'invalid_type'],
+    [CT, { contemplate: 'yes' }, 'contemplate', 'invalid_type'],
+    [CT, { contemplate: { branches: 0 } }, 'contemplate.branches', 'invalid_value'],
+    [CT, { contemplate: { branches: 65 } }, 'contemplate.branches', 'invalid_value'],
+    [CT, { contemplate: { branches: 2.5 } }, 'contemplate.branches', 'invalid_type'],
+    [CT, { contemplate: { branches: '4' } }, 'contemplate.branches', 'invalid_type'],
+    [CT, { contemplate: { branches: 9 } }, 'contemplate.branches', 'invalid_value'],
+    [CT, { contemplate: { aggregate: 'mean' } }, 'contemplate.aggregate', 'invalid_value'],
+    [CT, { contemplate: { aggregate: 3 } }, 'contemplate.aggregate', 'invalid_type'],
+    [CT, { contemplate: { max_branch_tokens: 0 } }, 'contemplate.max_branch_tokens', 'invalid_value'],
+    [CT, { contemplate: { max_branch_tokens: 'x' } }, 'contemplate.max_branch_tokens', 'invalid_type'],
+    [CT, { contemplate: { early_stop: 'no' } }, 'contemplate.early_stop', 'invalid_type'],
+    [CT, { contemplate: { beams: 2 } }, 'contemplate.beams', 'unsupported_parameter'],
+    [CT, { reasoning_effort: 'extreme' }, 'reasoning_effort', 'invalid_value'],
+    [CT, { reasoning_effort: 3 }, 'reasoning_effort', 'invalid_type'],
+    [CT, { contemplate: {}, n: 2 }, 'n', 'invalid_value'],
+    [CT, { reasoning_effort: 'low', n: 3 }, 'n', 'invalid_value'],
+    [CT, { contemplate: {}, logprobs: true }, 'logprobs', 'unsupported_value'],
+    [PRE, { contemplate: { branches: 2, max_branch_tokens: 200 } }, 'contemplate', 'invalid_value'], // KV pool of 16 blocks
+  ];
+  for (const [base, body, param, code] of bad) {
+    const e = expectError(await chat(base, { messages: m, ...body }), 400, param, code);
+    eq(e.type, 'invalid_request_error');
+  }
+  expectError(await cmpl(CT, { prompt: ['a', 'b'], contemplate: {} }), 400, 'prompt', 'invalid_value');
+  expectError(await cmpl(CT, { prompt: 'a', contemplate: {}, logprobs: 2 }), 400, 'logprobs', 'unsupported_value');
+});
+
+await test('contemplate: a 1,000-token prompt and 8 branches hold the prompt\'s KV blocks once (/metrics)', async () => {
+  const p = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the sunny park. '.repeat(28);
+  const P = nTokens(p), T = 16, BS = 16;
+  assert(P >= 900 && P + T < 1280, `prompt of ${P} tokens`);
+  const before = await metrics(CT); // also restarts ember_kv_blocks_peak
+  const r = await cmpl(CT, { prompt: p, seed: 3, ignore_eos: true,
+                             contemplate: { branches: 8, max_branch_tokens: T, early_stop: false } });
+  eq(r.status, 200, r.text);
+  const after = await metrics(CT);
+  const c = r.json.contemplation;
+  eq(c.tokens.branches, 8 * T);
+  eq(r.json.usage.prompt_tokens, P, 'the prompt counted once');
+  const promptBlocks = Math.ceil(P / BS), own = Math.ceil(((P % BS) + T) / BS);
+  const peak = after.ember_kv_blocks_peak - before.ember_kv_blocks_used;
+  console.log(`    peak ${peak} KV blocks above the ${before.ember_kv_blocks_used} in use before: prompt ${promptBlocks} once ` +
+              `+ 8 x ${own} own (8 copies of the prompt would be ${8 * promptBlocks})`);
+  assert(peak >= promptBlocks, 'the prompt was held');
+  assert(peak <= promptBlocks + 8 * own, `peak ${peak} <= ${promptBlocks} + 8 x ${own}`);
+  assert(c.kv_blocks_peak - before.ember_kv_blocks_used <= promptBlocks + 8 * own, 'the response agrees');
+  eq(after.ember_kv_blocks_peak >= after.ember_kv_blocks_used, true);
+});
+
 // ------------------------------------------------ disconnects, queue, timeouts
 await test('a client that disconnects cancels its sequence (stream and non-stream)', async () => {
   const m0 = await metrics(LONG);
@@ -610,7 +852,8 @@ await test('nothing a client sends crashes the server (fuzz)', async () => {
                 [[1, 2]], 'a'.repeat(1000), [{ type: 'text', text: 'hi' }], [{ role: 'user', content: 'hi' }]];
   const fields = ['model', 'prompt', 'messages', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k',
                   'min_p', 'seed', 'stop', 'presence_penalty', 'frequency_penalty', 'stream', 'stream_options', 'logprobs',
-                  'top_logprobs', 'n', 'user', 'repeat_penalty', 'tools', 'response_format', 'echo', 'best_of'];
+                  'top_logprobs', 'n', 'user', 'repeat_penalty', 'tools', 'response_format', 'echo', 'best_of',
+                  'contemplate', 'reasoning_effort'];
   const pick = a => a[Math.floor(R() * a.length)];
   const reqs = [];
   for (let i = 0; i < 160; i++) {

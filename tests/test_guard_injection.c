@@ -86,10 +86,8 @@ static metrics evaluate(const rows *r, em_inj_source src, const char *name) {
 static void test_dev_set(void **state) {
     (void)state;
     rows r;
-    if (!load_rows(shared_path("guard/injection-dev.jsonl"), &r)) {
-        printf("skipped: %s not found\n", shared_path("guard/injection-dev.jsonl"));
-        skip();
-    }
+    if (!load_rows(shared_path("guard/injection-dev.jsonl"), &r))
+        fail_msg("missing reference file %s", shared_path("guard/injection-dev.jsonl"));
     metrics m = evaluate(&r, EM_INJ_USER, "injection-dev");
     assert_true(m.f1 >= 0.85);
     assert_true(m.fpr <= 0.05);

@@ -56,6 +56,7 @@
 #include "gguf/gguf.h"
 #include "tensor/quant.h"
 #include "tensor/types.h"
+#include "tensor/dot_ggml.h"
 
 /* ------------------------------------------------------------------ utils */
 
@@ -1383,11 +1384,106 @@ static void test_vec_dot4(void **state) {
     }
 }
 
+
+/* gemm (rows x up to four activation rows) is bit-identical to vec_dot for
+ * every row count (tile remainders) and token count, on rows of several
+ * lengths; one weight matrix of 7 rows, so tiles of 2 and 3 leave rests. */
+static void test_gemm_tiles(void **state) {
+    (void)state;
+    uint64_t seed = 777;
+    int n_types = 0;
+    for (uint32_t type = 0; type < EM_TYPE_COUNT; type++) {
+        const em_type_traits *tt = em_type_traits_get(type);
+        if (!tt || !tt->gemm) continue;
+        n_types++;
+        const em_type_traits *at = em_type_traits_get(tt->vec_dot_type);
+        for (int64_t n = 256; n <= 8192; n *= 2) {
+            const int R = 7;
+            const size_t wb = em_type_row_bytes(type, (uint64_t)n), xb = em_type_row_bytes(tt->vec_dot_type, (uint64_t)n);
+            float *f = malloc(sizeof(float) * (size_t)n);
+            uint8_t *wq = malloc(wb * R), *xq = malloc(xb * 4);
+            for (int r = 0; r < R + 4; r++) {
+                for (int64_t i = 0; i < n; i++) {
+                    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                    f[i] = (float)((int64_t)(seed >> 33) % 2000 - 1000) / (r < R ? 997.0f : 311.0f);
+                }
+                if (r < R) tt->from_f32(f, wq + (size_t)r * wb, n);
+                else at->from_f32(f, xq + (size_t)(r - R) * xb, n);
+            }
+            for (int nt = 1; nt <= 4; nt++)
+                for (int nr = 1; nr <= R; nr++) {
+                    float out[4][7];
+                    const void *xs[4];
+                    float *ys[4];
+                    for (int t = 0; t < 4; t++) { xs[t] = xq + (size_t)t * xb; ys[t] = out[t]; }
+                    memset(out, 0xff, sizeof out);
+                    tt->gemm(n, nr, wq, wb, nt, xs, ys);
+                    for (int t = 0; t < nt; t++)
+                        for (int r = 0; r < nr; r++) {
+                            float s1;
+                            tt->vec_dot(n, &s1, wq + (size_t)r * wb, xs[t]);
+                            if (memcmp(&s1, &out[t][r], sizeof s1) != 0)
+                                fail_msg("%s n=%lld nr=%d nt=%d row %d tok %d: gemm %.9g vs vec_dot %.9g", tt->name,
+                                         (long long)n, nr, nt, r, t, (double)out[t][r], (double)s1);
+                        }
+                    for (int t = nt; t < 4; t++) /* nothing written past nt tokens */
+                        for (int r = 0; r < R; r++) {
+                            uint32_t u;
+                            memcpy(&u, &out[t][r], sizeof u);
+                            assert_int_equal(u, 0xffffffffu);
+                        }
+                }
+            free(f); free(wq); free(xq);
+        }
+    }
+    if (strcmp(em_kernels_isa(), "avx2") == 0) assert_true(n_types >= 3); /* Q4_0, Q5_0, Q8_0 at least */
+}
+
+/* softmax and SwiGLU take 8-lane FMA paths on AVX2; both must give the
+ * bits of the element-by-element em_ggml_v_expf definition, including
+ * chunks where a lane under- or overflows (the scalar fallback). */
+static void test_vexp_paths(void **state) {
+    (void)state;
+    enum { N = 4096 + 13 };
+    float *x = malloc(sizeof(float) * N), *g = malloc(sizeof(float) * N), *y = malloc(sizeof(float) * N);
+    uint64_t seed = 99;
+    for (int i = 0; i < N; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        const double u = (double)(seed >> 11) / 9007199254740992.0; /* [0, 1) */
+        x[i] = (float)((u - 0.5) * (i % 97 == 0 ? 400.0 : 60.0)); /* some lanes past the exp range */
+        g[i] = (float)(u * 3.0 - 1.0);
+    }
+    x[5] = -1000.0f; x[100] = 90.0f; x[200] = -87.5f; x[300] = 0.0f; x[301] = -0.0f;
+    float max = x[0];
+    for (int i = 1; i < N; i++) max = x[i] > max ? x[i] : max;
+    double sum = em_ggml_softmax_exp(N, y, x, max), ref_sum = 0.0;
+    for (int i = 0; i + 15 < N; i += 16) {
+        float chunk[16];
+        for (int l = 0; l < 16; l++) chunk[l] = em_ggml_v_expf(x[i + l] - max);
+        for (int l = 0; l < 16; l++)
+            if (memcmp(&chunk[l], &y[i + l], 4) != 0) fail_msg("softmax lane %d: %.9g vs %.9g", i + l, (double)y[i + l], (double)chunk[l]);
+        ref_sum += (double)em_reduce16(chunk);
+    }
+    for (int i = N / 16 * 16; i < N; i++) ref_sum += (double)expf(x[i] - max);
+    assert_true(sum == ref_sum);
+    /* shift so that many lanes land near exp's under/overflow edges */
+    for (int i = 0; i < N; i++) x[i] *= 0.25f;
+    em_ggml_swiglu(N, y, x, g);
+    for (int i = 0; i + 15 < N; i += 16)
+        for (int l = 0; l < 16; l++) {
+            const float v = x[i + l], r = (v / (1.0f + em_ggml_v_expf(0.0f - v))) * g[i + l];
+            if (memcmp(&r, &y[i + l], 4) != 0) fail_msg("swiglu lane %d: %.9g vs %.9g", i + l, (double)y[i + l], (double)r);
+        }
+    free(x); free(g); free(y);
+}
+
 int main(void) {
     em_half_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_vec_dot4),
+        cmocka_unit_test(test_gemm_tiles),
+        cmocka_unit_test(test_vexp_paths),
         cmocka_unit_test(test_isa_switch),
         cmocka_unit_test(test_f16_exhaustive),
         cmocka_unit_test(test_f16_edges),

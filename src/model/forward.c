@@ -7,6 +7,7 @@
 #include "context.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,15 +28,38 @@ typedef struct {
     float *y;
     size_t ys; /* floats between output rows */
     const int32_t *xidx, *yidx; /* optional gather/scatter: row b reads x row xidx[b], writes y row yidx[b] */
+    atomic_long next;           /* next row tile to take (threads take tiles as they finish: a thread
+                                 * the OS delays leaves its share to the others) */
 } mm_task;
 
+/* Weight rows per work item with a tile kernel: a multiple of its row
+ * blocking (2, 3), small enough to stay in L2 while every group of four
+ * tokens passes over it. */
+#define GEMM_TILE 48
+
 static void mm_worker(void *arg, int ith, int nth) {
-    const mm_task *t = arg;
+    const mm_task *t = arg; /* read-only but for `next` */
     const em_weight *w = t->w;
-    long n_tiles = (long)((w->rows + MM_TILE - 1) / MM_TILE), lo, hi;
-    em_split(n_tiles, ith, nth, &lo, &hi);
-    for (long tile = lo; tile < hi; tile++) {
-        int64_t r0 = tile * MM_TILE, r1 = r0 + MM_TILE < w->rows ? r0 + MM_TILE : w->rows;
+    const bool tiled = w->tt->gemm && t->B >= 2;
+    const int64_t rows_per = tiled ? GEMM_TILE : MM_TILE;
+    const long n_tiles = (long)((w->rows + rows_per - 1) / rows_per);
+    (void)ith;
+    (void)nth;
+    for (long tile; (tile = atomic_fetch_add_explicit(&((mm_task *)arg)->next, 1, memory_order_relaxed)) < n_tiles;) {
+        int64_t r0 = tile * rows_per, r1 = r0 + rows_per < w->rows ? r0 + rows_per : w->rows;
+        if (tiled) { /* quantized weights: rows x 4-token tiles, same numbers as vec_dot */
+            for (int b = 0; b < t->B; b += 4) {
+                const int nt = t->B - b < 4 ? t->B - b : 4;
+                const void *xs[4];
+                float *ys[4];
+                for (int j = 0; j < nt; j++) {
+                    xs[j] = t->x + (size_t)(t->xidx ? t->xidx[b + j] : b + j) * t->xs;
+                    ys[j] = t->y + (size_t)(t->yidx ? t->yidx[b + j] : b + j) * t->ys + r0;
+                }
+                w->tt->gemm(w->cols, r1 - r0, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nt, xs, ys);
+            }
+            continue;
+        }
         int b = 0;
         /* quantized weights: four activation rows per pass over a weight row
          * (same numbers as one at a time, fewer block decodes) */
@@ -104,7 +128,7 @@ static const uint8_t *prepare_act(em_ctx *c, const em_weight *w, const float *x,
  * never changes a sequence's numbers. */
 static void matmul_prepared(em_ctx *c, const em_weight *w, const uint8_t *xq, size_t xstride, int B, float *y,
                             size_t ys, const uint8_t *ord) {
-    mm_task t = {w, ord, w->cols % 16 == 0 && w->rows % 4 == 0, xq, xstride, B, y, ys, NULL, NULL};
+    mm_task t = {w, ord, w->cols % 16 == 0 && w->rows % 4 == 0, xq, xstride, B, y, ys, NULL, NULL, 0};
     em_pool_run(c->pool, mm_worker, &t);
 }
 
@@ -206,6 +230,7 @@ typedef struct {
     int il;
     int n_rows;
     const int32_t *rows; /* batch index of each q row */
+    atomic_long next; /* next (row, head) task */
 } attn_task;
 
 /* out[d] = sum_j p[j] * v_j[d] in ggml's order; v_j is row j of the
@@ -283,9 +308,9 @@ static void attn_worker(void *arg, int ith, int nth) {
     float *acc = c->attn_acc + (size_t)ith * 64 * hd;
     em_f16 *q16 = c->q16 + (size_t)ith * hd;
     const uint8_t *kc = c->kv.k[t->il], *vc = c->kv.v[t->il];
-    long lo, hi;
-    em_split((long)t->n_rows * nh, ith, nth, &lo, &hi);
-    for (long task = lo; task < hi; task++) {
+    (void)nth;
+    const long n_tasks = (long)t->n_rows * nh;
+    for (long task; (task = atomic_fetch_add_explicit(&((attn_task *)arg)->next, 1, memory_order_relaxed)) < n_tasks;) {
         const int r = (int)(task / nh), h = (int)(task % nh), kvh = h / group;
         const int32_t i = t->rows[r], seq = t->b->seq[i], pos = t->b->pos[i];
         const bool gemm = c->ord_in[i]; /* llama.cpp: tinyBLAS only for batches of 2+ tokens */
@@ -370,7 +395,7 @@ static void experts_matmul(em_ctx *c, const em_weight *stack, const uint8_t *xq,
         if (!cnt) continue;
         em_weight we = expert_slice(stack, e);
         c->expert_bytes += (uint64_t)we.rows * we.row_bytes;
-        mm_task t = {&we, c->zeros, false, xq, xs, cnt, y, ys, xidx, yidx};
+        mm_task t = {&we, c->zeros, false, xq, xs, cnt, y, ys, xidx, yidx, 0};
         em_pool_run(c->pool, mm_worker, &t);
     }
 }
@@ -598,7 +623,7 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
             }
         }
         if (n_rows == 0) break;
-        attn_task at = {c, b, (int)il, n_rows, rows};
+        attn_task at = {c, b, (int)il, n_rows, rows, 0};
         em_pool_run(c->pool, attn_worker, &at);
         /* llama.cpp selects its output rows after wo: wo keeps the batch order */
         matmul(c, &L->wo, c->att, Q, n_rows, c->xb, E, last ? ord_rows : c->ord_in);

@@ -120,9 +120,58 @@ float em_ggml_v_expf(float x) {
     return ldexpf(j, (int)n);
 }
 
+#if defined(__x86_64__)
+/* em_ggml_v_expf on 8 lanes with the same operations: each fmaf is one FMA
+ * instruction, and ldexpf of a normal result is an add to the exponent
+ * field. Returns false, storing nothing, when a lane would leave that range
+ * (n outside [-125, 126], NaN): the caller then takes the scalar path. */
+static inline EM_AVX2 bool v_expf8(__m256 x, float *y) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    const __m256 n = _mm256_sub_ps(z, r);
+    const __m256 ok = _mm256_and_ps(_mm256_cmp_ps(n, _mm256_set1_ps(-125.0f), _CMP_GE_OQ),
+                                    _mm256_cmp_ps(n, _mm256_set1_ps(126.0f), _CMP_LE_OQ));
+    if (_mm256_movemask_ps(ok) != 0xff) return false;
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 p1 = _mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f));
+    const __m256 p2 = _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f));
+    const __m256 p3 = _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f));
+    const __m256 j = _mm256_fmadd_ps(_mm256_fmadd_ps(p1, u, p2), u, p3);
+    const __m256i e = _mm256_slli_epi32(_mm256_cvttps_epi32(n), 23);
+    _mm256_storeu_ps(y, _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(j), e)));
+    return true;
+}
+
+static EM_AVX2 void softmax_chunk16_avx(float *y, const float *x, float max) {
+    for (int h = 0; h < 16; h += 8)
+        if (!v_expf8(_mm256_sub_ps(_mm256_loadu_ps(x + h), _mm256_set1_ps(max)), y + h))
+            for (int l = h; l < h + 8; l++) y[l] = em_ggml_v_expf(x[l] - max);
+}
+
+static EM_AVX2 void swiglu_chunk16_avx(float *y, const float *x, const float *g) {
+    for (int h = 0; h < 16; h += 8) {
+        const __m256 v = _mm256_loadu_ps(x + h);
+        float e[8];
+        if (!v_expf8(_mm256_sub_ps(_mm256_setzero_ps(), v), e))
+            for (int l = 0; l < 8; l++) e[l] = em_ggml_v_expf(0.0f - x[h + l]);
+        const __m256 s = _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), _mm256_loadu_ps(e)));
+        _mm256_storeu_ps(y + h, _mm256_mul_ps(s, _mm256_loadu_ps(g + h)));
+    }
+}
+#endif
+
 double em_ggml_softmax_exp(int64_t n, float *y, const float *x, float max) {
     int64_t i = 0;
     double sum = 0.0;
+#if defined(__x86_64__)
+    if (have_avx2())
+        for (; i + 15 < n; i += 16) {
+            softmax_chunk16_avx(y + i, x + i, max);
+            sum += (double)em_reduce16(y + i);
+        }
+#endif
     for (; i + 15 < n; i += 16) {
         for (int l = 0; l < 16; l++) y[i + l] = em_ggml_v_expf(x[i + l] - max);
         sum += (double)em_reduce16(y + i);
@@ -136,6 +185,10 @@ double em_ggml_softmax_exp(int64_t n, float *y, const float *x, float max) {
 
 void em_ggml_swiglu(int64_t n, float *y, const float *x, const float *g) {
     int64_t i = 0;
+#if defined(__x86_64__)
+    if (have_avx2())
+        for (; i + 15 < n; i += 16) swiglu_chunk16_avx(y + i, x + i, g + i);
+#endif
     for (; i + 15 < n; i += 16)
         for (int l = 0; l < 16; l++) {
             const float v = x[i + l];

@@ -357,6 +357,106 @@ DEF_DOT4(q5_1, em_block_q5_1, em_block_q8_1, 0, 1)
 #undef QM
 #undef QS
 
+/* ------------------------------------------------------------ gemm tiles
+ * RM weight rows x RN activation rows per pass over the blocks, each output
+ * with its own 8-lane accumulator that sees exactly the single-row kernel's
+ * operations: the same int32 lanes (integer arithmetic is exact whichever
+ * way it is grouped), the same float scale d_w * d_x, one FMA per block,
+ * the same hsum8. So a tile gives the bits of RM x RN em_dot_*_avx2 calls;
+ * what it saves is work: a weight block is decoded once for RN tokens, an
+ * activation block is loaded once for RM rows, and the RM x RN scales are
+ * four vector multiplies stored to the stack and broadcast from there
+ * (a load, not an ALU operation).
+ *
+ * Q4_0 uses its nibbles unsigned (0..15, the maddubs operand) and subtracts
+ * 8 * (pair sums of y), computed once per token; the signed formats use the
+ * sign trick of the single-row kernel. */
+
+#define GEMM_MAX_NB 1024 /* activation scales kept on the stack: cols <= 32768 */
+
+enum { G_Q4_0, G_Q5_0, G_Q8_0 };
+
+static inline __attribute__((always_inline)) EM_AVX2 void gemm_tile(const int KIND, const int RM, const int RN,
+                                                                   int64_t nb, const uint8_t *w, size_t ws,
+                                                                   const void *const *x, const float *dxT,
+                                                                   float *const *y, int64_t r) {
+    const size_t bw = KIND == G_Q4_0 ? sizeof(em_block_q4_0) : KIND == G_Q5_0 ? sizeof(em_block_q5_0)
+                                                                               : sizeof(em_block_q8_0);
+    __m256 acc[4][4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < RN; t++) acc[i][t] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t k = 0; k < nb; k++) {
+        __m256i qx[4], ux[4];
+        float prod[4][4] __attribute__((aligned(16)));
+        const __m128 dx4 = _mm_load_ps(dxT + 4 * k);
+        _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++) {
+            const uint8_t *blk = w + (size_t)(r + i) * ws + (size_t)k * bw;
+            em_f16 d;
+            memcpy(&d, blk, sizeof d);
+            if (KIND == G_Q4_0) {
+                ux[i] = unpack_nibbles(((const em_block_q4_0 *)blk)->qs);
+                qx[i] = ux[i];
+            } else {
+                qx[i] = KIND == G_Q5_0 ? dec_q5_0((const em_block_q5_0 *)blk) : dec_q8_0((const em_block_q8_0 *)blk);
+                ux[i] = _mm256_sign_epi8(qx[i], qx[i]);
+            }
+            _mm_store_ps(prod[i], _mm_mul_ps(_mm_set1_ps(f16f(d)), dx4));
+        }
+        _Pragma("GCC unroll 4") for (int t = 0; t < RN; t++) {
+            const em_block_q8_0 *bt = (const em_block_q8_0 *)x[t] + k;
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)bt->qs);
+            __m256i c = _mm256_setzero_si256();
+            if (KIND == G_Q4_0) c = _mm256_maddubs_epi16(_mm256_set1_epi8(8), qy);
+            _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++) {
+                const __m256i p = KIND == G_Q4_0 ? _mm256_sub_epi16(_mm256_maddubs_epi16(ux[i], qy), c)
+                                                 : _mm256_maddubs_epi16(ux[i], _mm256_sign_epi8(qy, qx[i]));
+                const __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
+                acc[i][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&prod[i][t]), lanes, acc[i][t]);
+            }
+        }
+    }
+    _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++)
+        _Pragma("GCC unroll 4") for (int t = 0; t < RN; t++) y[t][r + i] = hsum8(acc[i][t]);
+}
+
+/* All nr rows: RM at a time, the remainder one by one. */
+static inline __attribute__((always_inline)) EM_AVX2 void gemm_rows(const int KIND, const int RM, const int RN,
+                                                                   int64_t nb, int64_t nr, const uint8_t *w, size_t ws,
+                                                                   const void *const *x, const float *dxT,
+                                                                   float *const *y) {
+    int64_t r = 0;
+    for (; r + RM <= nr; r += RM) gemm_tile(KIND, RM, RN, nb, w, ws, x, dxT, y, r);
+    for (; r < nr; r++) gemm_tile(KIND, 1, RN, nb, w, ws, x, dxT, y, r);
+}
+
+/* RM rows per tile for the main loop (registers: RM x RN accumulators plus
+ * the decoded rows; the signed formats keep two vectors per row). */
+#define DEF_GEMM(name, KIND, RM, single)                                                                 \
+    EM_AVX2 void em_gemm_##name##_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt,          \
+                                       const void *const *x, float *const *y) {                          \
+        const int64_t nb = n / EM_QK;                                                                     \
+        if (nb > GEMM_MAX_NB || nt < 1 || nt > 4) {                                                       \
+            for (int t = 0; t < nt; t++)                                                                  \
+                for (int64_t r = 0; r < nr; r++) single(n, &y[t][r], (const uint8_t *)w + (size_t)r * ws, x[t]); \
+            return;                                                                                       \
+        }                                                                                                 \
+        float dxT[4 * GEMM_MAX_NB] __attribute__((aligned(32)));                                         \
+        for (int64_t k = 0; k < nb; k++)                                                                  \
+            for (int t = 0; t < 4; t++)                                                                   \
+                dxT[4 * k + t] = t < nt ? f16f(((const em_block_q8_0 *)x[t])[k].d) : 0.0f;                \
+        switch (nt) {                                                                                     \
+        case 4: gemm_rows(KIND, RM, 4, nb, nr, w, ws, x, dxT, y); break;                                  \
+        case 3: gemm_rows(KIND, RM, 3, nb, nr, w, ws, x, dxT, y); break;                                  \
+        case 2: gemm_rows(KIND, RM, 2, nb, nr, w, ws, x, dxT, y); break;                                  \
+        default: gemm_rows(KIND, RM, 1, nb, nr, w, ws, x, dxT, y); break;                                 \
+        }                                                                                                 \
+    }
+
+DEF_GEMM(q4_0, G_Q4_0, 3, em_dot_q4_0_avx2)
+DEF_GEMM(q5_0, G_Q5_0, 2, em_dot_q5_0_avx2)
+DEF_GEMM(q8_0, G_Q8_0, 2, em_dot_q8_0_avx2)
+
 #else
 typedef int em_quant_avx2_unused; /* keeps the translation unit non-empty */
 #endif

@@ -99,9 +99,15 @@ void em_pool_run(em_pool *p, em_pool_fn fn, void *ctx) {
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     fn(ctx, 0, p->n);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+    /* spin, then yield: on a machine with more runnable threads than cores
+     * the worker we wait for may need this core to finish */
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0;) {
+        if (++spins < SPIN_ITERS) {
 #if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
+            __builtin_ia32_pause();
 #endif
+        } else {
+            sched_yield();
+        }
     }
 }

@@ -1,8 +1,9 @@
 /* test_mkmodel.c - synthetic models (src/model/mkmodel.c) and the streaming
  * GGUF writer they use: a tiny model loads and decodes, the bytes depend on
  * the seed only (not the thread count), the tokenizer is copied from a
- * vocabulary file, the Q4_K_M mix picks llama.cpp's types, and bad options
- * fail cleanly without leaving a file. */
+ * vocabulary file, the Q4_K_M mix picks llama.cpp's types (dense and
+ * mixture of experts), MoE files have Mixtral's layout and run, and bad
+ * options fail cleanly without leaving a file. */
 #include "testutil.h"
 
 #include <math.h>
@@ -346,6 +347,207 @@ static void test_bad_options(void **state) {
     assert_null(em_mkmodel_find_ftype("q9_9"));
 }
 
+/* ---- mixture of experts ---- */
+
+static em_mkmodel_opts moe_opts(const char *type, uint32_t n_expert, uint32_t n_used) {
+    em_mkmodel_opts o = tiny_opts(type, 3);
+    o.shape = *em_mkmodel_find_shape("tiny-moe");
+    o.shape.n_expert = n_expert;
+    o.shape.n_expert_used = n_used;
+    return o;
+}
+
+static uint32_t get_u32(const em_gguf *g, const char *key) {
+    uint32_t v = 0;
+    em_err err = {{0}};
+    if (em_gguf_get_u32(g, key, &v, false, &err)) fail_msg("%s: %s", key, err.msg);
+    return v;
+}
+
+static const em_gguf_tensor *tensor_dims(const em_gguf *g, const char *name, uint32_t n_dims, int64_t ne0, int64_t ne1,
+                                         int64_t ne2) {
+    const em_gguf_tensor *t = em_gguf_find_tensor(g, name);
+    if (!t) fail_msg("no tensor %s", name);
+    if (t->n_dims != n_dims || t->ne[0] != ne0 || (n_dims > 1 && t->ne[1] != ne1) || (n_dims > 2 && t->ne[2] != ne2))
+        fail_msg("%s: %u dims %lld x %lld x %lld, expected %u dims %lld x %lld x %lld", name, t->n_dims,
+                 (long long)t->ne[0], (long long)t->ne[1], (long long)(t->n_dims > 2 ? t->ne[2] : 1), n_dims,
+                 (long long)ne0, (long long)ne1, (long long)ne2);
+    return t;
+}
+
+/* Mixtral's layout: stacked experts [n_embd, n_ff, n_expert] (down:
+ * [n_ff, n_embd, n_expert]), an F32 router [n_embd, n_expert], the expert
+ * counts in the metadata; ember loads it, a decode step reads exactly the
+ * chosen experts' slices, and it generates. */
+static void test_moe_layout_and_decode(void **state) {
+    (void)state;
+    const uint32_t X = 4, U = 2;
+    em_mkmodel_opts o = moe_opts("q8_0", X, U);
+    em_mkmodel_stats st;
+    const char *path = tmp("moe.gguf");
+    write_ok(path, &o, &st);
+    const uint64_t E = 256, F = 512, KV = 128, V = 512, L = 2;
+    assert_int_equal(st.n_tensors, L * 10 + 3);
+    assert_int_equal(st.n_params, 2 * V * E + E + L * (2 * E + 2 * E * E + 2 * E * KV + E * X + 3 * E * F * X));
+    em_err err = {{0}};
+    em_gguf *g = em_gguf_open(path, &err);
+    if (!g) fail_msg("open: %s", err.msg);
+    assert_int_equal(get_u32(g, "llama.expert_count"), X);
+    assert_int_equal(get_u32(g, "llama.expert_used_count"), U);
+    assert_int_equal(get_u32(g, "llama.feed_forward_length"), F);
+    uint64_t expert_bytes = 0; /* per token: U of X experts of every layer */
+    for (uint32_t l = 0; l < L; l++) {
+        char n[64];
+        snprintf(n, sizeof n, "blk.%u.ffn_gate_inp.weight", l);
+        assert_int_equal(tensor_dims(g, n, 2, E, X, 0)->type, EM_TYPE_F32);
+        static const char *exps[] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+        for (int k = 0; k < 3; k++) {
+            snprintf(n, sizeof n, "blk.%u.%s.weight", l, exps[k]);
+            const em_gguf_tensor *t = k < 2 ? tensor_dims(g, n, 3, E, F, X) : tensor_dims(g, n, 3, F, E, X);
+            assert_int_equal(t->type, EM_TYPE_Q8_0);
+            /* every expert its own random weights */
+            const uint64_t slice = t->nbytes / X;
+            assert_true(memcmp(t->data, (const uint8_t *)t->data + slice, (size_t)slice) != 0);
+            expert_bytes += slice * U;
+        }
+        static const char *dense[] = {"ffn_gate", "ffn_up", "ffn_down"};
+        for (int k = 0; k < 3; k++) {
+            snprintf(n, sizeof n, "blk.%u.%s.weight", l, dense[k]);
+            assert_null(em_gguf_find_tensor(g, n));
+        }
+        snprintf(n, sizeof n, "blk.%u.attn_k.weight", l);
+        assert_int_equal(tensor_dims(g, n, 2, E, KV, 0)->type, EM_TYPE_Q8_0);
+    }
+    em_gguf_close(g);
+
+    ember_error e;
+    ember_model *m = ember_model_load(path, &e);
+    if (!m) fail_msg("load: %s", e.msg);
+    ember_ctx_params p = {.n_ctx = 64, .n_threads = 2};
+    ember_ctx *c = ember_ctx_new(m, &p, &e);
+    if (!c) fail_msg("ctx: %s", e.msg);
+    int32_t tok[3] = {1, 300, 301}, pos[3] = {0, 1, 2}, seq[3] = {0};
+    ember_batch b = {.n = 3, .token = tok, .pos = pos, .seq = seq};
+    if (ember_decode(c, &b, &e)) fail_msg("decode: %s", e.msg);
+    /* greedy generation, one token at a time */
+    int32_t next = 0;
+    for (int step = 0; step < 4; step++) {
+        const float *lg = ember_logits(c, step == 0 ? 2 : 0);
+        assert_non_null(lg);
+        float best = -INFINITY, lo = INFINITY;
+        for (int i = 0; i < (int)V; i++) {
+            assert_true(isfinite(lg[i]));
+            if (lg[i] > best) { best = lg[i]; next = i; }
+            if (lg[i] < lo) lo = lg[i];
+        }
+        assert_true(best > lo);
+        int32_t p1 = 3 + step;
+        ember_batch b1 = {.n = 1, .token = &next, .pos = &p1, .seq = seq};
+        if (ember_decode(c, &b1, &e)) fail_msg("decode step %d: %s", step, e.msg);
+        assert_int_equal(ember_debug_expert_bytes(c), expert_bytes);
+    }
+    ember_ctx_free(c);
+    ember_model_free(m);
+}
+
+/* The Q4_K_M mix of a MoE is llama-quantize's: every tensor of the shared
+ * synth-moe-Q4_K_M.gguf (1 layer, 8 experts, made by llama-quantize from an
+ * F32 file) has the same type and shape in ours of the same dimensions. On 8
+ * layers: ffn_down_exps follows ffn_down's use_more_bits rule, and with
+ * 8 experts attn_k/attn_v are Q8_0 and attn_output Q5_K; with 4 experts the
+ * dense rules apply. */
+static void test_moe_q4_k_m_mix(void **state) {
+    (void)state;
+    if (!k_available()) fail_msg("this build has no K-quant quantizers");
+    em_err err = {{0}};
+    const char *ref_path = shared_path("models/synth/synth-moe-Q4_K_M.gguf");
+    em_gguf *ref = em_gguf_open(ref_path, &err);
+    if (!ref) fail_msg("%s: %s", ref_path, err.msg);
+    em_mkmodel_opts o = moe_opts("q4_k_m", 8, 2);
+    o.shape.n_layer = get_u32(ref, "llama.block_count");
+    o.shape.n_embd = get_u32(ref, "llama.embedding_length");
+    o.shape.n_ff = get_u32(ref, "llama.feed_forward_length");
+    o.shape.n_head = get_u32(ref, "llama.attention.head_count");
+    o.shape.n_head_kv = get_u32(ref, "llama.attention.head_count_kv");
+    o.shape.n_expert = get_u32(ref, "llama.expert_count");
+    o.shape.n_expert_used = get_u32(ref, "llama.expert_used_count");
+    o.n_vocab = get_u32(ref, "llama.vocab_size");
+    write_ok(tmp("moe-ref.gguf"), &o, NULL);
+    em_gguf *g = em_gguf_open(tmp("moe-ref.gguf"), &err);
+    assert_non_null(g);
+    assert_int_equal(g->n_tensors, ref->n_tensors);
+    for (uint64_t i = 0; i < ref->n_tensors; i++) {
+        const em_gguf_tensor *r = &ref->tensors[i];
+        const char *name = r->name;
+        const em_gguf_tensor *t = em_gguf_find_tensor(g, name);
+        if (!t) fail_msg("no %s", name);
+        if (t->type != r->type)
+            fail_msg("%s: %s, llama-quantize chose %s", name, em_type_name(t->type), em_type_name(r->type));
+        assert_int_equal(t->n_dims, r->n_dims);
+        for (uint32_t d = 0; d < r->n_dims; d++) assert_int_equal(t->ne[d], r->ne[d]);
+    }
+    assert_int_equal(get_u32(g, "general.file_type"), get_u32(ref, "general.file_type"));
+    em_gguf_close(g);
+    em_gguf_close(ref);
+
+    static const bool more[8] = {true, false, false, true, false, false, true, true}; /* use_more_bits(i, 8) */
+    for (int variant = 0; variant < 2; variant++) {
+        const uint32_t X = variant == 0 ? 8 : 4;
+        o = moe_opts("q4_k_m", X, 2);
+        o.shape.n_layer = 8;
+        write_ok(tmp("moe-km.gguf"), &o, NULL);
+        g = em_gguf_open(tmp("moe-km.gguf"), &err);
+        assert_non_null(g);
+        for (int l = 0; l < 8; l++) {
+            char n[64];
+#define TYPE_OF(what) (snprintf(n, sizeof n, "blk.%d." what ".weight", l), em_gguf_find_tensor(g, n)->type)
+            assert_int_equal(TYPE_OF("ffn_down_exps"), more[l] ? EM_TYPE_Q6_K : EM_TYPE_Q4_K);
+            assert_int_equal(TYPE_OF("ffn_gate_exps"), EM_TYPE_Q4_K);
+            assert_int_equal(TYPE_OF("ffn_up_exps"), EM_TYPE_Q4_K);
+            assert_int_equal(TYPE_OF("ffn_gate_inp"), EM_TYPE_F32);
+            assert_int_equal(TYPE_OF("attn_q"), EM_TYPE_Q4_K);
+            if (X == 8) {
+                assert_int_equal(TYPE_OF("attn_k"), EM_TYPE_Q8_0);
+                assert_int_equal(TYPE_OF("attn_v"), EM_TYPE_Q8_0);
+                assert_int_equal(TYPE_OF("attn_output"), EM_TYPE_Q5_K);
+            } else {
+                assert_int_equal(TYPE_OF("attn_k"), EM_TYPE_Q4_K);
+                assert_int_equal(TYPE_OF("attn_v"), more[l] ? EM_TYPE_Q6_K : EM_TYPE_Q4_K);
+                assert_int_equal(TYPE_OF("attn_output"), EM_TYPE_Q4_K);
+            }
+#undef TYPE_OF
+        }
+        assert_int_equal(em_gguf_find_tensor(g, "output.weight")->type, EM_TYPE_Q6_K);
+        em_gguf_close(g);
+    }
+    /* plain types stay pure, the router F32 */
+    o = moe_opts("q4_0", 8, 2);
+    write_ok(tmp("moe-q4.gguf"), &o, NULL);
+    g = em_gguf_open(tmp("moe-q4.gguf"), &err);
+    assert_non_null(g);
+    assert_int_equal(em_gguf_find_tensor(g, "blk.0.attn_k.weight")->type, EM_TYPE_Q4_0);
+    assert_int_equal(em_gguf_find_tensor(g, "blk.1.ffn_down_exps.weight")->type, EM_TYPE_Q4_0);
+    assert_int_equal(em_gguf_find_tensor(g, "blk.1.ffn_gate_inp.weight")->type, EM_TYPE_F32);
+    em_gguf_close(g);
+}
+
+static void test_moe_bad_options(void **state) {
+    (void)state;
+    em_mkmodel_opts o = moe_opts("q8_0", 300, 2);
+    expect_fail(&o, "experts 300 is out of range");
+    o = moe_opts("q8_0", 4, 0);
+    expect_fail(&o, "experts-used 0 must be in [1, experts 4]");
+    o = moe_opts("q8_0", 4, 5);
+    expect_fail(&o, "experts-used 5 must be in [1, experts 4]");
+    o = moe_opts("q8_0", 0, 2);
+    expect_fail(&o, "needs experts");
+    const em_mkmodel_shape *s = em_mkmodel_find_shape("mixtral-mini");
+    assert_non_null(s);
+    assert_int_equal(s->n_expert, 8);
+    assert_int_equal(s->n_expert_used, 2);
+    assert_int_equal(em_mkmodel_find_shape("llama-3.2-1b")->n_expert, 0);
+}
+
 /* ---- streaming writer ---- */
 
 static int fill_pattern(void *user, uint64_t index, const char *name, void *dst, uint64_t nbytes, em_err *err) {
@@ -458,6 +660,9 @@ int main(void) {
         cmocka_unit_test(test_q4_k_m_mix),
         cmocka_unit_test(test_llama3_rope),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_moe_layout_and_decode),
+        cmocka_unit_test(test_moe_q4_k_m_mix),
+        cmocka_unit_test(test_moe_bad_options),
         cmocka_unit_test(test_stream_writer),
         cmocka_unit_test(test_kv_copy),
     };

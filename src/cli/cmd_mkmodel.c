@@ -1,6 +1,6 @@
 /* cmd_mkmodel.c - `ember mkmodel OUT.gguf`: writes a random-weight Llama
- * GGUF (llama.cpp's tensor names and shapes, a real tokenizer) for
- * benchmarks and tests. */
+ * GGUF (llama.cpp's tensor names and shapes, a real tokenizer; dense or
+ * Mixtral-style mixture of experts) for benchmarks and tests. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +20,9 @@ static void help(void) {
            "Writes a Llama GGUF with random weights (~N(0, 0.02^2), norms ~1), deterministic from the seed,\n"
            "with llama.cpp's tensor names and shapes and a real tokenizer, for benchmarks and tests.\n\n"
            "  --shape NAME       named dimensions (below); the flags after override single values\n"
-           "  --layers N, --embd E, --heads H, --kv-heads K (default H), --ff F\n"
+           "  --layers N, --embd E, --heads H, --kv-heads K (default H), --ff F (each expert's, in a MoE)\n"
+           "  --experts N        Mixtral-style mixture of experts with N experts per layer (0: dense)\n"
+           "  --experts-used K   experts chosen per token (default: the shape's, else min(2, N))\n"
            "  --rope-base B      RoPE frequency base (default 10000, or the shape's)\n"
            "  --ctx N            llama.context_length (default 4096, or the shape's)\n"
            "  --vocab V          vocabulary size: must match --vocab-from's, or sets the synthetic one's\n"
@@ -39,9 +41,11 @@ static void help(void) {
            "shapes:\n");
     for (size_t i = 0; em_mkmodel_shape_at(i); i++) {
         const em_mkmodel_shape *s = em_mkmodel_shape_at(i);
-        printf("  %-13s %u layers, embd %u, %u heads, %u kv heads, ff %u, rope base %g%s, ctx %u\n", s->name,
+        printf("  %-13s %u layers, embd %u, %u heads, %u kv heads, ff %u, rope base %g%s, ctx %u", s->name,
                s->n_layer, s->n_embd, s->n_head, s->n_head_kv, s->n_ff, (double)s->rope_base,
                s->llama3_rope ? " + llama3 rope factors" : "", s->n_ctx_train);
+        if (s->n_expert) printf(", %u experts (%u used)", s->n_expert, s->n_expert_used);
+        printf("\n");
     }
 }
 
@@ -64,9 +68,9 @@ int cmd_mkmodel(int argc, char **argv) {
     const char *out = NULL, *vocab_from = EMBER_DEFAULT_VOCAB, *shape_name = NULL;
     bool quiet = false, vocab_given = false;
     /* Which dimensions were set explicitly (they override the shape). */
-    uint32_t layers = 0, embd = 0, heads = 0, kv_heads = 0, ff = 0, ctx = 0, vocab = 0;
+    uint32_t layers = 0, embd = 0, heads = 0, kv_heads = 0, ff = 0, ctx = 0, vocab = 0, experts = 0, experts_used = 0;
     float rope_base = 0;
-    bool have_rope = false;
+    bool have_rope = false, have_experts = false, have_experts_used = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { help(); return 0; }
@@ -79,6 +83,13 @@ int cmd_mkmodel(int argc, char **argv) {
         else if (!strcmp(a, "--ff")) { if (!(v = arg_value(argc, argv, &i)) || u32_opt(a, v, 1, 1 << 18, &ff)) return 1; }
         else if (!strcmp(a, "--ctx")) { if (!(v = arg_value(argc, argv, &i)) || u32_opt(a, v, 1, 1 << 24, &ctx)) return 1; }
         else if (!strcmp(a, "--vocab")) { if (!(v = arg_value(argc, argv, &i)) || u32_opt(a, v, 1, 1 << 22, &vocab)) return 1; }
+        else if (!strcmp(a, "--experts")) {
+            if (!(v = arg_value(argc, argv, &i)) || u32_opt(a, v, 0, 256, &experts)) return 1;
+            have_experts = true;
+        } else if (!strcmp(a, "--experts-used")) {
+            if (!(v = arg_value(argc, argv, &i)) || u32_opt(a, v, 1, 256, &experts_used)) return 1;
+            have_experts_used = true;
+        }
         else if (!strcmp(a, "--rope-base")) {
             if (!(v = arg_value(argc, argv, &i)) || arg_float(a, v, 1.0001, 1e9, &rope_base)) return 1;
             have_rope = true;
@@ -120,6 +131,7 @@ int cmd_mkmodel(int argc, char **argv) {
         if (missing) return cli_error("mkmodel: %s is required without --shape", missing);
         o.shape.name = NULL;
         o.shape.n_head_kv = 0;
+        o.shape.n_expert = o.shape.n_expert_used = 0;
     }
     if (layers) o.shape.n_layer = layers;
     if (embd) o.shape.n_embd = embd;
@@ -129,6 +141,16 @@ int cmd_mkmodel(int argc, char **argv) {
     if (ff) o.shape.n_ff = ff;
     if (ctx) o.shape.n_ctx_train = ctx;
     if (have_rope) o.shape.rope_base = rope_base;
+    if (have_experts) {
+        o.shape.n_expert = experts;
+        if (experts == 0) o.shape.n_expert_used = 0;
+        else if (o.shape.n_expert_used == 0 || o.shape.n_expert_used > experts)
+            o.shape.n_expert_used = experts < 2 ? experts : 2;
+    }
+    if (have_experts_used) {
+        if (o.shape.n_expert == 0) return cli_error("mkmodel: --experts-used needs --experts N (or a MoE shape)");
+        o.shape.n_expert_used = experts_used;
+    }
     o.n_vocab = vocab;
     o.n_threads = (int)threads;
     if (!strcmp(vocab_from, "none")) {
@@ -148,12 +170,15 @@ int cmd_mkmodel(int argc, char **argv) {
     double t0 = cli_now_ms();
     em_mkmodel_stats st;
     if (em_mkmodel_write(out, &o, &st, &err)) return cli_error("mkmodel: %s", err.msg);
+    char moe[64] = "";
+    if (o.shape.n_expert)
+        snprintf(moe, sizeof moe, ", %u experts (%u used)", o.shape.n_expert, o.shape.n_expert_used);
     if (!quiet)
         fprintf(stderr,
-                "ember: wrote %s: %s, %u layers, embd %u, %u/%u heads, ff %u, vocab %u, %.1f M params, %.1f MiB, "
+                "ember: wrote %s: %s, %u layers, embd %u, %u/%u heads, ff %u%s, vocab %u, %.1f M params, %.1f MiB, "
                 "%u tensors, seed %llu, %.1f s (%ld threads)\n",
                 out, o.ftype->name, o.shape.n_layer, o.shape.n_embd, o.shape.n_head, o.shape.n_head_kv, o.shape.n_ff,
-                st.n_vocab, st.n_params / 1e6, st.n_bytes / 1048576.0, st.n_tensors, (unsigned long long)o.seed,
+                moe, st.n_vocab, st.n_params / 1e6, st.n_bytes / 1048576.0, st.n_tensors, (unsigned long long)o.seed,
                 (cli_now_ms() - t0) / 1e3, threads);
     return 0;
 }

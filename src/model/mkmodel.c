@@ -21,17 +21,23 @@
 #define MK_MAX_VOCAB (1u << 22)
 #define MK_MIN_SYNTH_VOCAB 260u
 #define MK_MAX_THREADS 256
+#define MK_MAX_EXPERTS 256u
 
 /* llama_token_type values. */
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_BYTE = 6 };
 
 static const em_mkmodel_shape shapes[] = {
     /* meta-llama/Llama-3.2-1B: rope_scaling llama3 (factor 32, low 1, high 4, original 8192) */
-    {"llama-3.2-1b", 16, 2048, 32, 8, 8192, 500000.0f, true, 131072},
+    {"llama-3.2-1b", 16, 2048, 32, 8, 8192, 500000.0f, true, 131072, 0, 0},
     /* small shapes for tests and quick runs (rows multiples of 256 so every type fits) */
-    {"tiny", 2, 256, 4, 2, 768, 10000.0f, false, 2048},
-    {"small", 4, 512, 8, 4, 1536, 10000.0f, false, 4096},
-    {"medium", 8, 1024, 16, 4, 4096, 500000.0f, true, 8192},
+    {"tiny", 2, 256, 4, 2, 768, 10000.0f, false, 2048, 0, 0},
+    {"small", 4, 512, 8, 4, 1536, 10000.0f, false, 4096, 0, 0},
+    {"medium", 8, 1024, 16, 4, 4096, 500000.0f, true, 8192, 0, 0},
+    /* Mixtral-8x7B's layout (8 experts, top-2, rope base 1e6, no rope
+     * factors) scaled down to Llama-3.2-1B's attention: ~3.9 B parameters,
+     * ~0.6 B active per token */
+    {"mixtral-mini", 16, 2048, 32, 8, 4096, 1000000.0f, false, 32768, 8, 2},
+    {"tiny-moe", 2, 256, 4, 2, 512, 10000.0f, false, 2048, 4, 2},
 };
 
 /* general.file_type values are llama.cpp's llama_ftype. */
@@ -124,7 +130,7 @@ typedef struct {
     char name[EM_GGUF_MAX_NAME];
     int kind;
     uint32_t type;
-    int64_t ne[2];
+    int64_t ne[3];  /* rows of ne[0] values: ne[1] * ne[2] of them */
     uint32_t n_dims;
 } tdesc;
 
@@ -148,23 +154,31 @@ static uint32_t k_fallback(uint32_t type) {
     }
 }
 
+/* llama_tensor_get_type for the tensors we write (what: the name between
+ * "blk.N." and ".weight"). */
 static uint32_t pick_type(const em_mkmodel_ftype *ft, const char *what, uint32_t layer, uint32_t n_layer,
-                          int64_t ne0) {
+                          int64_t ne0, uint32_t n_expert) {
     uint32_t t = ft->base, be = 1, bb;
     if (ft->km_mix) {
         if (strcmp(what, "output") == 0) {
             em_type_layout(ft->base, &be, &bb);
             return ne0 % be ? EM_TYPE_Q8_0 : EM_TYPE_Q6_K;
         }
-        if ((strcmp(what, "attn_v") == 0 || strcmp(what, "ffn_down") == 0) && use_more_bits(layer, n_layer))
+        /* ffn_down_exps goes through the ffn_down rule, its layer parsed from the name */
+        if ((strcmp(what, "attn_v") == 0 || strncmp(what, "ffn_down", 8) == 0) && use_more_bits(layer, n_layer))
             t = EM_TYPE_Q6_K;
+        if (n_expert == 8) { /* "for the 8-expert model, bumping this to Q8_0 trades just ~128MB" */
+            if (strcmp(what, "attn_v") == 0 || strcmp(what, "attn_k") == 0) t = EM_TYPE_Q8_0;
+            if (strcmp(what, "attn_output") == 0 && ft->base == EM_TYPE_Q4_K) t = EM_TYPE_Q5_K; /* Q4_K_M only */
+        }
     }
     em_type_layout(t, &be, &bb);
     if (ne0 % be) t = k_fallback(t);
     return t;
 }
 
-static int add(plan *p, const char *name, int kind, uint32_t type, int64_t ne0, int64_t ne1) {
+/* ne1 <= 0: a vector; ne2 > 0: a stack of ne2 matrices */
+static int add(plan *p, const char *name, int kind, uint32_t type, int64_t ne0, int64_t ne1, int64_t ne2) {
     tdesc *d = &p->t[p->n++];
     memset(d, 0, sizeof *d);
     snprintf(d->name, sizeof d->name, "%s", name);
@@ -172,7 +186,8 @@ static int add(plan *p, const char *name, int kind, uint32_t type, int64_t ne0, 
     d->type = type;
     d->ne[0] = ne0;
     d->ne[1] = ne1 > 0 ? ne1 : 1;
-    d->n_dims = ne1 > 0 ? 2 : 1;
+    d->ne[2] = ne2 > 0 ? ne2 : 1;
+    d->n_dims = ne2 > 0 ? 3 : ne1 > 0 ? 2 : 1;
     return 0;
 }
 
@@ -194,6 +209,12 @@ static int check_shape(const em_mkmodel_shape *s, em_err *err) {
     if (!(s->rope_base > 1.0f) || !isfinite(s->rope_base))
         return em_fail(err, "rope base %g must be > 1", (double)s->rope_base);
     if (s->n_ctx_train < 1) return em_fail(err, "context length must be >= 1");
+    if (s->n_expert > MK_MAX_EXPERTS)
+        return em_fail(err, "experts %u is out of range [0, %u]", s->n_expert, MK_MAX_EXPERTS);
+    if (s->n_expert > 0 && (s->n_expert_used < 1 || s->n_expert_used > s->n_expert))
+        return em_fail(err, "experts-used %u must be in [1, experts %u]", s->n_expert_used, s->n_expert);
+    if (s->n_expert == 0 && s->n_expert_used != 0)
+        return em_fail(err, "experts-used %u needs experts (a dense model has none)", s->n_expert_used);
     return 0;
 }
 
@@ -204,29 +225,38 @@ static int make_plan(plan *p, const em_mkmodel_opts *o, uint32_t n_vocab, em_err
     memset(p, 0, sizeof *p);
     p->o = o;
     p->n_vocab = n_vocab;
-    p->t = em_calloc_array((size_t)s->n_layer * 9 + 4, sizeof *p->t);
+    p->t = em_calloc_array((size_t)s->n_layer * 10 + 4, sizeof *p->t);
     if (!p->t) return em_fail(err, "out of memory");
-    const int64_t E = s->n_embd, F = s->n_ff, V = n_vocab, L = s->n_layer;
+    const int64_t E = s->n_embd, F = s->n_ff, V = n_vocab, L = s->n_layer, X = s->n_expert;
     const int64_t KV = (int64_t)(s->n_embd / s->n_head) * s->n_head_kv;
+    const uint32_t nx = s->n_expert;
     char name[EM_GGUF_MAX_NAME];
-    if (s->llama3_rope) add(p, "rope_freqs.weight", K_ROPE, EM_TYPE_F32, (int64_t)(s->n_embd / s->n_head) / 2, 0);
-    add(p, "token_embd.weight", K_MATRIX, pick_type(ft, "token_embd", 0, (uint32_t)L, E), E, V);
-    static const struct { const char *what; int kind; int rows; int cols; } blk[] = {
-        /* rows/cols: 0 = none (1-D), 1 = E, 2 = KV, 3 = F */
-        {"attn_norm", K_NORM, 0, 1}, {"attn_q", K_MATRIX, 1, 1},   {"attn_k", K_MATRIX, 2, 1},
-        {"attn_v", K_MATRIX, 2, 1},  {"attn_output", K_MATRIX, 1, 1}, {"ffn_norm", K_NORM, 0, 1},
-        {"ffn_gate", K_MATRIX, 3, 1}, {"ffn_up", K_MATRIX, 3, 1},   {"ffn_down", K_MATRIX, 1, 3},
+    if (s->llama3_rope) add(p, "rope_freqs.weight", K_ROPE, EM_TYPE_F32, (int64_t)(s->n_embd / s->n_head) / 2, 0, 0);
+    add(p, "token_embd.weight", K_MATRIX, pick_type(ft, "token_embd", 0, (uint32_t)L, E, nx), E, V, 0);
+    static const struct { const char *what; int kind; int rows; int cols; bool moe, dense, stacked; } blk[] = {
+        /* rows/cols: 0 = none (1-D), 1 = E, 2 = KV, 3 = F, 4 = X (experts) */
+        {"attn_norm", K_NORM, 0, 1, true, true, false},      {"attn_q", K_MATRIX, 1, 1, true, true, false},
+        {"attn_k", K_MATRIX, 2, 1, true, true, false},       {"attn_v", K_MATRIX, 2, 1, true, true, false},
+        {"attn_output", K_MATRIX, 1, 1, true, true, false},  {"ffn_norm", K_NORM, 0, 1, true, true, false},
+        {"ffn_gate", K_MATRIX, 3, 1, false, true, false},    {"ffn_up", K_MATRIX, 3, 1, false, true, false},
+        {"ffn_down", K_MATRIX, 1, 3, false, true, false},    {"ffn_gate_inp", K_MATRIX, 4, 1, true, false, false},
+        {"ffn_gate_exps", K_MATRIX, 3, 1, true, false, true}, {"ffn_down_exps", K_MATRIX, 1, 3, true, false, true},
+        {"ffn_up_exps", K_MATRIX, 3, 1, true, false, true},
     };
     for (int64_t l = 0; l < L; l++)
         for (size_t i = 0; i < sizeof blk / sizeof blk[0]; i++) {
-            const int64_t dims[4] = {0, E, KV, F};
+            if (!(X > 0 ? blk[i].moe : blk[i].dense)) continue;
+            const int64_t dims[5] = {0, E, KV, F, X};
             int64_t ne0 = dims[blk[i].cols], ne1 = dims[blk[i].rows];
             snprintf(name, sizeof name, "blk.%lld.%s.weight", (long long)l, blk[i].what);
-            uint32_t t = blk[i].kind == K_NORM ? EM_TYPE_F32 : pick_type(ft, blk[i].what, (uint32_t)l, (uint32_t)L, ne0);
-            add(p, name, blk[i].kind, t, ne0, ne1);
+            /* norms and the router stay F32 */
+            uint32_t t = blk[i].kind == K_NORM || strcmp(blk[i].what, "ffn_gate_inp") == 0
+                             ? EM_TYPE_F32
+                             : pick_type(ft, blk[i].what, (uint32_t)l, (uint32_t)L, ne0, nx);
+            add(p, name, blk[i].kind, t, ne0, ne1, blk[i].stacked ? X : 0);
         }
-    add(p, "output_norm.weight", K_NORM, EM_TYPE_F32, E, 0);
-    add(p, "output.weight", K_MATRIX, pick_type(ft, "output", 0, (uint32_t)L, E), E, V);
+    add(p, "output_norm.weight", K_NORM, EM_TYPE_F32, E, 0, 0);
+    add(p, "output.weight", K_MATRIX, pick_type(ft, "output", 0, (uint32_t)L, E, nx), E, V, 0);
 
     for (size_t i = 0; i < p->n; i++) {
         const tdesc *d = &p->t[i];
@@ -300,7 +330,8 @@ static int fill_tensor(void *user, uint64_t index, const char *name, void *dst, 
     const tdesc *d = &p->t[index];
     const em_type_traits *tr = em_type_traits_get(d->type);
     uint64_t row_bytes = em_type_row_bytes(d->type, (uint64_t)d->ne[0]);
-    if (!tr || row_bytes * (uint64_t)d->ne[1] != nbytes)
+    const int64_t n_rows = d->ne[1] * d->ne[2];
+    if (!tr || row_bytes * (uint64_t)n_rows != nbytes)
         return em_fail(err, "mkmodel: internal error: size of '%s'", name);
     if (d->kind == K_ROPE) {
         const em_mkmodel_shape *s = &p->o->shape;
@@ -308,13 +339,13 @@ static int fill_tensor(void *user, uint64_t index, const char *name, void *dst, 
         return 0;
     }
     int nth = p->n_threads;
-    if (d->ne[1] < nth * 4) nth = 1; /* not worth a thread */
+    if (n_rows < nth * 4) nth = 1; /* not worth a thread */
     job jobs[MK_MAX_THREADS];
     pthread_t th[MK_MAX_THREADS];
     bool started[MK_MAX_THREADS] = {false};
     uint64_t h = fnv1a(name);
     for (int i = 0; i < nth; i++) {
-        int64_t n = d->ne[1], per = n / nth, rem = n % nth;
+        int64_t n = n_rows, per = n / nth, rem = n % nth;
         jobs[i] = (job){.p = p, .d = d, .tr = tr, .dst = dst, .row_bytes = row_bytes, .name_hash = h};
         jobs[i].lo = i * per + (i < rem ? i : rem);
         jobs[i].hi = jobs[i].lo + per + (i < rem ? 1 : 0);
@@ -475,6 +506,9 @@ int em_mkmodel_write(const char *path, const em_mkmodel_opts *o, em_mkmodel_stat
         em_gguf_write_u32(w, "llama.vocab_size", n_vocab, err) ||
         em_gguf_write_u32(w, "llama.rope.dimension_count", hd, err))
         goto done;
+    if (s->n_expert > 0 && (em_gguf_write_u32(w, "llama.expert_count", s->n_expert, err) ||
+                            em_gguf_write_u32(w, "llama.expert_used_count", s->n_expert_used, err)))
+        goto done;
     if (vg) {
         for (uint64_t i = 0; i < vg->n_kv; i++) {
             const em_gguf_kv *kv = &vg->kv[i];
@@ -493,8 +527,9 @@ int em_mkmodel_write(const char *path, const em_mkmodel_opts *o, em_mkmodel_stat
     for (size_t i = 0; i < p.n; i++) {
         const tdesc *d = &p.t[i];
         if (em_gguf_write_tensor_fn(w, d->name, d->type, d->n_dims, d->ne, fill_tensor, &p, err)) goto done;
-        n_params += (uint64_t)d->ne[0] * (uint64_t)d->ne[1];
-        n_bytes += em_type_row_bytes(d->type, (uint64_t)d->ne[0]) * (uint64_t)d->ne[1];
+        const uint64_t rows = (uint64_t)d->ne[1] * (uint64_t)d->ne[2];
+        n_params += (uint64_t)d->ne[0] * rows;
+        n_bytes += em_type_row_bytes(d->type, (uint64_t)d->ne[0]) * rows;
     }
     if (em_gguf_writer_finish(w, path, err)) goto done;
     if (stats) {

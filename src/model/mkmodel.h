@@ -21,23 +21,34 @@
 /* Architecture hyperparameters. */
 typedef struct em_mkmodel_shape {
     const char *name;      /* shape name, or NULL for a custom one */
-    uint32_t n_layer, n_embd, n_head, n_head_kv, n_ff;
+    uint32_t n_layer, n_embd, n_head, n_head_kv, n_ff; /* n_ff: each expert's width in a MoE */
     float rope_base;
     bool llama3_rope;      /* write rope_freqs.weight (Llama 3.1/3.2 frequency factors) */
     uint32_t n_ctx_train;  /* llama.context_length */
+    /* Mixtral-style mixture of experts in every layer: 0 = dense. Otherwise
+     * each layer has the F32 router blk.N.ffn_gate_inp [n_embd, n_expert]
+     * and the stacked experts blk.N.ffn_{gate,up}_exps [n_embd, n_ff,
+     * n_expert] and ffn_down_exps [n_ff, n_embd, n_expert] instead of
+     * ffn_{gate,up,down}, and the file has llama.expert_count and
+     * llama.expert_used_count (1..n_expert). */
+    uint32_t n_expert, n_expert_used;
 } em_mkmodel_shape;
 
-/* Named shapes: "llama-3.2-1b" (the real model's dimensions), and small ones
- * for tests. NULL if unknown. */
+/* Named shapes: "llama-3.2-1b" (the real model's dimensions),
+ * "mixtral-mini" (a scaled-down Mixtral: 8 experts, top-2), and small ones
+ * for tests ("tiny-moe" is "tiny" with 4 experts, top-2). NULL if unknown. */
 const em_mkmodel_shape *em_mkmodel_find_shape(const char *name);
 /* The i-th named shape, or NULL past the end (for help texts). */
 const em_mkmodel_shape *em_mkmodel_shape_at(size_t i);
 
 /* Weight formats. Plain types put every matrix (token_embd and output too)
- * in that type, like llama-quantize --pure; norms and rope factors stay F32.
+ * in that type, like llama-quantize --pure; norms, rope factors and MoE
+ * routers stay F32 (llama-quantize never quantizes ffn_gate_inp).
  * Mixes (q4_k_m, q5_k_m) follow llama.cpp's llama_tensor_get_type: output in
- * Q6_K, attn_v and ffn_down in Q6_K on the layers use_more_bits() selects,
- * the rest in the base type. */
+ * Q6_K, attn_v and ffn_down (ffn_down_exps) in Q6_K on the layers
+ * use_more_bits() selects, the rest in the base type; with exactly 8
+ * experts also attn_k and attn_v in Q8_0 and, for q4_k_m, attn_output in
+ * Q5_K. */
 typedef struct em_mkmodel_ftype {
     const char *name;      /* "q4_0", "q4_k_m", ... */
     uint32_t base;         /* enum em_type for most matrices */

@@ -25,8 +25,16 @@ typedef struct ember_model ember_model;
 typedef struct ember_ctx ember_ctx;
 typedef struct ember_sampler ember_sampler;
 
-/* ---- model ---- */
+/* ---- model ----
+ * Loading maps the file and uses the weights in place (no copy): they
+ * become resident as the first decodes read them. */
 ember_model *ember_model_load(const char *path, ember_error *err);
+typedef struct ember_model_params {
+    bool mlock; /* lock the whole file mapping in RAM (mlock) once loaded: reads it all in now and keeps it
+                   from being paged out; fails, naming RLIMIT_MEMLOCK, if the limit is too low */
+} ember_model_params;
+/* ember_model_load with options; p NULL means all defaults (zero). */
+ember_model *ember_model_load_ex(const char *path, const ember_model_params *p, ember_error *err);
 void ember_model_free(ember_model *m);
 int32_t ember_model_n_vocab(const ember_model *m);
 int32_t ember_model_n_ctx_train(const ember_model *m);
@@ -60,6 +68,9 @@ void ember_ctx_free(ember_ctx *c);
 uint32_t ember_ctx_n_ctx(const ember_ctx *c);
 uint32_t ember_ctx_n_batch(const ember_ctx *c);
 const ember_model *ember_ctx_model(const ember_ctx *c);
+/* Bytes of the context's KV cache pool (allocated at creation; its pages
+ * become resident as positions are written). */
+uint64_t ember_ctx_kv_bytes(const ember_ctx *c);
 
 typedef struct ember_batch {
     int32_t n;

@@ -26,6 +26,7 @@ static void help(void) {
            "                       prefix cache, and when it is full the youngest sequence is preempted\n"
            "  -t N                 threads (default 1; results do not depend on it)\n"
            "  --kv f16|f32         KV cache precision (default f16)\n"
+           "  --mlock              lock the model file in RAM (needs RLIMIT_MEMLOCK >= its size)\n"
            "  --chat-template NAME %s\n"
            "                       (default: detected from the model; plain 'role: content' lines without one)\n"
            "  --alias NAME         model id clients use (default: the file name without .gguf)\n"
@@ -161,5 +162,6 @@ int cmd_serve(int argc, char **argv) {
     cfg.threads = (int)mo.threads;
     cfg.ctx = (int)mo.n_ctx;
     cfg.kv = mo.kv;
+    cfg.mlock = mo.mlock;
     return em_server_run(&cfg);
 }

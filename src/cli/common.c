@@ -12,6 +12,7 @@ void cli_model_opts_init(cli_model_opts *o) {
     o->threads = 1;
     o->n_ctx = 0;
     o->kv = EMBER_KV_F16;
+    o->mlock = false;
 }
 
 int cli_model_opt(cli_model_opts *o, int argc, char **argv, int *i) {
@@ -27,6 +28,10 @@ int cli_model_opt(cli_model_opts *o, int argc, char **argv, int *i) {
     }
     if (!strcmp(a, "-c") || !strcmp(a, "--ctx-size")) {
         if (!(v = arg_value(argc, argv, i)) || arg_long(a, v, 1, 1 << 24, &o->n_ctx)) return -1;
+        return 1;
+    }
+    if (!strcmp(a, "--mlock")) {
+        o->mlock = true;
         return 1;
     }
     if (!strcmp(a, "--kv")) {
@@ -49,7 +54,7 @@ int cli_load(const cli_model_opts *o, int32_t n_seqs, ember_model **m, ember_ctx
     double t0 = cli_now_ms();
     if (cli_check_file(o->model)) return 1;
     ember_error err;
-    *m = ember_model_load(o->model, &err);
+    *m = ember_model_load_ex(o->model, &(ember_model_params){.mlock = o->mlock}, &err);
     if (!*m) return cli_error("%s", err.msg);
     ember_ctx_params p = {.n_ctx = (uint32_t)o->n_ctx, .n_seqs = n_seqs, .n_threads = (int)o->threads,
                           .kv_type = o->kv};

@@ -10,6 +10,7 @@ typedef struct cli_model_opts {
     long threads;
     long n_ctx;
     ember_kv_type kv;
+    bool mlock;       /* --mlock: lock the model in RAM (ember_model_params.mlock) */
 } cli_model_opts;
 
 void cli_model_opts_init(cli_model_opts *o);
@@ -25,6 +26,7 @@ double cli_now_ms(void);
     "  -m FILE        GGUF model (default: the bundled models/stories260K.gguf)\n"     \
     "  -t N           threads (default 1; results do not depend on it)\n"              \
     "  -c N           context size in tokens (default: the model's, at most 4096)\n"   \
-    "  --kv f16|f32   KV cache precision (default f16, as llama.cpp)\n"
+    "  --kv f16|f32   KV cache precision (default f16, as llama.cpp)\n"                 \
+    "  --mlock        lock the model file in RAM (needs RLIMIT_MEMLOCK >= its size)\n"
 
 #endif

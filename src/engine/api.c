@@ -26,11 +26,18 @@ struct ember_sampler {
     em_sampler *s;
 };
 
-ember_model *ember_model_load(const char *path, ember_error *err) {
+ember_model *ember_model_load(const char *path, ember_error *err) { return ember_model_load_ex(path, NULL, err); }
+
+ember_model *ember_model_load_ex(const char *path, const ember_model_params *p, ember_error *err) {
     ember_model *em = calloc(1, sizeof *em);
     if (!em) { em_fail(ERR(err), "out of memory"); return NULL; }
     em->m = em_model_load(path, ERR(err));
     if (!em->m) { free(em); return NULL; }
+    if (p && p->mlock && em_model_mlock(em->m, ERR(err))) {
+        em_model_free(em->m);
+        free(em);
+        return NULL;
+    }
     const em_hparams *hp = &em->m->hp;
     const char *tname = em_type_name(em->m->layers[0].wq.tt->type);
     snprintf(em->desc, sizeof em->desc, "%s, %u layers, %u embd, %u heads (%u kv), ff %u, vocab %u, %s, %.2f M params",
@@ -99,6 +106,10 @@ void ember_ctx_free(ember_ctx *c) {
 uint32_t ember_ctx_n_ctx(const ember_ctx *c) { return c->c->p.n_ctx; }
 uint32_t ember_ctx_n_batch(const ember_ctx *c) { return c->c->p.n_batch; }
 const ember_model *ember_ctx_model(const ember_ctx *c) { return c->model; }
+uint64_t ember_ctx_kv_bytes(const ember_ctx *c) {
+    const em_kv *kv = &c->c->kv;
+    return 2ull * kv->n_layer * (uint64_t)kv->n_blocks * EM_KV_BLOCK * kv->kv_dim * kv->elt;
+}
 
 int ember_decode(ember_ctx *c, const ember_batch *b, ember_error *err) {
     em_batch ib = {b->n, b->token, b->pos, b->seq, b->want_logits, b->prefill};

@@ -78,5 +78,8 @@ em_model *em_model_load(const char *path, em_err *err);
  * failure. */
 em_model *em_model_from_gguf(em_gguf *g, em_err *err);
 void em_model_free(em_model *m);
+/* Locks the model file's mapping in RAM (mlock; faults it all in). Fails
+ * with a message naming RLIMIT_MEMLOCK when the limit is what stops it. */
+int em_model_mlock(const em_model *m, em_err *err);
 
 #endif

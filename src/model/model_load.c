@@ -3,10 +3,13 @@
  * forward pass relies on to stay in bounds. */
 #include "model.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 
 #include "../base/checked.h"
 #include "../base/half.h"
@@ -266,6 +269,21 @@ em_model *em_model_load(const char *path, em_err *err) {
     em_model *m = em_model_from_gguf(g, err);
     if (!m) em_fail_ctx(err, "%s", path);
     return m;
+}
+
+int em_model_mlock(const em_model *m, em_err *err) {
+    const em_gguf *g = m->gguf;
+    const double mib = (double)g->size / 1048576.0;
+    if (mlock(g->base, (size_t)g->size) == 0) return 0;
+    int e = errno;
+    struct rlimit rl;
+    if ((e == ENOMEM || e == EPERM || e == EAGAIN) && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
+        rl.rlim_cur != RLIM_INFINITY)
+        return em_fail(err,
+                       "mlock of the %.1f MiB model failed (%s): RLIMIT_MEMLOCK is %llu KiB; raise it (ulimit -l, "
+                       "limits.conf, systemd LimitMEMLOCK) or load without mlock",
+                       mib, strerror(e), (unsigned long long)(rl.rlim_cur / 1024));
+    return em_fail(err, "mlock of the %.1f MiB model failed: %s", mib, strerror(e));
 }
 
 void em_model_free(em_model *m) {

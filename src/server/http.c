@@ -349,7 +349,7 @@ static const char *basename_of(const char *p) {
 static int load_model(em_server *s) {
     ember_error err;
     double t0 = em_srv_now_ms();
-    s->model = ember_model_load(s->cfg.model_path, &err);
+    s->model = ember_model_load_ex(s->cfg.model_path, &(ember_model_params){.mlock = s->cfg.mlock}, &err);
     if (!s->model) {
         fprintf(stderr, "ember: %s\n", err.msg);
         return -1;

@@ -47,6 +47,7 @@ typedef struct em_server_config {
     const char *chat_template; /* NULL: from the model's tokenizer.chat_template */
     const char *alias;         /* model id (default: file name without .gguf) */
     ember_kv_type kv;
+    bool mlock;                /* lock the model file in RAM (ember_model_params.mlock) */
     int contemplate_branches[3]; /* branches for reasoning_effort low, medium, high (capped at slots) */
     /* security (security.c); all off when zero */
     const char *db_path;         /* API keys + usage ledger (NULL: $EMBER_DB or ./ember.db when keys are needed) */

@@ -1,8 +1,8 @@
 /* tokenizer.h - tokenizers built from GGUF `tokenizer.ggml.*` metadata:
  * SentencePiece-style (`llama`: scores, byte fallback) and byte-level BPE
  * (`gpt2`: merges, pre-tokenizer regexes by `tokenizer.ggml.pre`), matching
- * llama.cpp's llama-vocab token for token. A loaded tokenizer is immutable
- * and safe to use from many threads at once. */
+ * llama.cpp's llama-vocab token for token. A loaded tokenizer is safe to
+ * use from many threads at once (it only fills caches, atomically). */
 #ifndef EM_TOKENIZER_H
 #define EM_TOKENIZER_H
 

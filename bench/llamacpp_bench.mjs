@@ -3,7 +3,7 @@
 // `ember bench`, run through node-llama-cpp's prebuilt CPU binaries.
 //
 //   node bench/llamacpp_bench.mjs -m FILE [-t N] [--pp 128,512] [--tg 64]
-//        [--batch 1,4,8] [--reps R] [--seed S] [--json]
+//        [--batch 1,4,8] [--contemplate 1,2,4,8,16] [--reps R] [--seed S] [--json]
 //
 //   ppN     one evaluation of N random tokens in one sequence (a single
 //           llama_decode: batchSize >= N), tokens / s
@@ -12,17 +12,32 @@
 //   tgN xB  B sequences of one context each evaluating one token per step;
 //           node-llama-cpp gathers the B requests of a step into one
 //           llama_decode. Aggregate tokens / s.
+//   ctN xB  contemplation, as `ember bench --contemplate` (ember_contemplate
+//           with B branches of N tokens, early stop off): a 16-token random
+//           prompt evaluated once in sequence 0; the last prompt position's
+//           sampling distribution gives every branch its first token (branch
+//           0 through llama.cpp's sampler, the others drawn in JS from the
+//           same candidates); the prompt's KV is copied to sequences 1..B-1
+//           (node-llama-cpp 3.21.1 exposes no llama_memory_seq_cp, so the
+//           copy goes through llama_state_seq save/load of a state file);
+//           then the B branches decode together, one token of each per
+//           llama_decode, sampling like ember's defaults (temperature 0.8,
+//           top-k 40, top-p 0.95, min-p 0.05), until N tokens or an
+//           end-of-generation token. Tokens generated / s over the whole
+//           span, the prompt's prefill and the KV copies included (ember
+//           times the whole ember_contemplate call).
 // Each test runs --reps times after one untimed warm-up; the JSON has the
 // same shape as `ember bench --json`.
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 import path from "node:path";
 import {fileURLToPath} from "node:url";
 import fs from "node:fs";
+import os from "node:os";
 
 function usage(msg) {
     if (msg) console.error(`llamacpp_bench: ${msg}`);
     console.error("usage: node bench/llamacpp_bench.mjs -m FILE [-t N] [--pp 128,512] [--tg 64] [--batch 1,4,8] " +
-                  "[--reps R] [--seed S] [--flash-attention auto|on|off] [--json]");
+                  "[--contemplate LIST] [--reps R] [--seed S] [--flash-attention auto|on|off] [--json]");
     process.exit(2);
 }
 
@@ -38,8 +53,8 @@ function listArg(flag, v, hi) {
     return v.split(",").map((s) => intArg(flag, s, 0, hi)).filter((n) => n > 0);
 }
 
-const opt = {model: null, threads: 0, pp: [128, 512], tg: 64, batch: [1, 4, 8], reps: 3, seed: 1, json: false,
-             flash: "auto", vocab: 0};
+const opt = {model: null, threads: 0, pp: [128, 512], tg: 64, batch: [1, 4, 8], contemplate: [], reps: 3, seed: 1,
+             json: false, flash: "auto", vocab: 0};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -49,6 +64,7 @@ for (let i = 0; i < argv.length; i++) {
     else if (a === "--pp") opt.pp = listArg(a, val(), 65536);
     else if (a === "--tg") opt.tg = intArg(a, val(), 0, 65536);
     else if (a === "--batch") opt.batch = listArg(a, val(), 256);
+    else if (a === "--contemplate") opt.contemplate = listArg(a, val(), 64);
     else if (a === "--reps") opt.reps = intArg(a, val(), 1, 1000);
     else if (a === "--seed") opt.seed = intArg(a, val(), 0, 2 ** 31);
     else if (a === "--vocab") opt.vocab = intArg(a, val(), 1, 1 << 24);
@@ -61,19 +77,24 @@ for (let i = 0; i < argv.length; i++) {
 }
 if (!opt.model) usage("no model (-m FILE)");
 if (!fs.existsSync(opt.model)) usage(`${opt.model}: no such file`);
-if (!opt.threads) opt.threads = (await import("node:os")).availableParallelism();
-if (!opt.tg) opt.batch = [];
+if (!opt.threads) opt.threads = os.availableParallelism();
+if (!opt.tg) opt.batch = opt.contemplate = [];
+const CT_PROMPT = 16; // as ember bench
 
 const tests = [];
 for (const n of opt.pp) tests.push({name: `pp${n}`, kind: "pp", n_tokens: n, n_seqs: 1});
 if (opt.tg) tests.push({name: `tg${opt.tg}`, kind: "tg", n_tokens: opt.tg, n_seqs: 1});
 for (const b of opt.batch) tests.push({name: `tg${opt.tg} x${b}`, kind: "batch", n_tokens: opt.tg, n_seqs: b});
+for (const b of opt.contemplate)
+    tests.push({name: `ct${opt.tg} x${b}`, kind: "contemplate", n_tokens: opt.tg, n_seqs: b});
 if (!tests.length) usage("nothing to run");
 
-const maxPP = Math.max(0, ...opt.pp), maxB = Math.max(1, ...opt.batch);
-// llama.cpp's unified KV cache is shared by all sequences: room for the
-// longest prompt and for maxB sequences of tg tokens.
-const contextSize = Math.max(maxPP, opt.tg * maxB, opt.tg) + 64;
+const maxPP = Math.max(0, ...opt.pp), maxB = Math.max(1, ...opt.batch), maxCt = Math.max(0, ...opt.contemplate);
+const nSeqs = Math.max(maxB, maxCt);
+// contextSize is per sequence (node-llama-cpp allocates contextSize x
+// sequences cells): room for the longest prompt, for maxB sequences of tg
+// tokens, and for a branch (prompt + tg tokens).
+const contextSize = Math.max(maxPP, opt.tg * maxB, opt.tg, maxCt ? CT_PROMPT + opt.tg : 0) + 64;
 
 // CPU only: gpu false selects the prebuilt "linux-x64" binary (which picks
 // the best libggml-cpu-*.so for this CPU at run time); build "never" and
@@ -86,26 +107,76 @@ const nVocab = opt.vocab || model.fileInfo?.metadata?.llama?.vocab_size ||
                model.fileInfo?.metadata?.tokenizer?.ggml?.tokens?.length;
 if (!nVocab) usage("cannot tell the vocabulary size (give --vocab N)");
 const context = await model.createContext({
-    contextSize, batchSize: Math.max(maxPP, maxB, 16), sequences: maxB, threads: opt.threads,
+    contextSize, batchSize: Math.max(maxPP, nSeqs, 16), sequences: nSeqs, threads: opt.threads,
     flashAttention: opt.flash === "auto" ? "auto" : opt.flash === "on", performanceTracking: false,
 });
 const loadMs = performance.now() - t0;
 const seqs = [];
-for (let i = 0; i < maxB; i++) seqs.push(context.getSequence());
+for (let i = 0; i < nSeqs; i++) seqs.push(context.getSequence());
 
 let rng = BigInt(opt.seed);
-function nextToken() { // splitmix64, as ember bench
+function nextU64() { // splitmix64, as ember bench
     rng = (rng + 0x9E3779B97F4A7C15n) & 0xFFFFFFFFFFFFFFFFn;
     let z = rng;
     z = ((z ^ (z >> 30n)) * 0xBF58476D1CE4E5B9n) & 0xFFFFFFFFFFFFFFFFn;
     z = ((z ^ (z >> 27n)) * 0x94D049BB133111EBn) & 0xFFFFFFFFFFFFFFFFn;
-    z = z ^ (z >> 31n);
-    return Number(z % BigInt(nVocab));
+    return z ^ (z >> 31n);
 }
+const nextToken = () => Number(nextU64() % BigInt(nVocab));
 const greedy = {generateNext: {token: true, options: {temperature: 0}}};
+
+// Contemplation (see the top): the prompt's state goes through this file.
+const stateDir = maxCt > 1 ? fs.mkdtempSync(path.join(os.tmpdir(), "llamacpp-bench-")) : null;
+const stateFile = stateDir && path.join(stateDir, "prompt.state");
+if (stateDir) process.on("exit", () => fs.rmSync(stateDir, {recursive: true, force: true}));
+// ember's default sampling (ember_sampler_defaults); a seed per branch and step
+const sampling = (seed, branch, step) => ({temperature: 0.8, topK: 40, topP: 0.95, minP: 0.05,
+                                           seed: Number((seed + BigInt(branch) * 1000003n + BigInt(step)) & 0xFFFFFFFFn)});
+function drawFrom(probs, seed, branch) { // one token from a Map token -> probability
+    let u = Number(((seed * 31n + BigInt(branch) * 0x9E3779B97F4A7C15n) >> 11n) & ((1n << 53n) - 1n)) / 2 ** 53;
+    let last = null;
+    for (const [tok, p] of probs) {
+        last = tok;
+        if ((u -= p) < 0) return tok;
+    }
+    return last;
+}
+
+async function runContemplate(t) {
+    const N = t.n_seqs, prompt = Array.from({length: CT_PROMPT}, nextToken), seed = nextU64();
+    const start = performance.now();
+    const out = await seqs[0].controlledEvaluate([...prompt.slice(0, -1), [prompt[CT_PROMPT - 1], {
+        generateNext: {token: true, probabilities: N > 1, options: sampling(seed, 0, 0)}}]]);
+    const first = out[CT_PROMPT - 1]?.next;
+    if (first?.token == null) throw new Error("no token sampled after the prompt");
+    if (N > 1) {
+        const c0 = performance.now();
+        await seqs[0].saveStateToFile(stateFile);
+        for (let i = 1; i < N; i++) await seqs[i].loadStateFromFile(stateFile, {acceptRisk: true});
+        (t.kv_copy_ms ??= []).push(performance.now() - c0);
+    }
+    const last = [], n = [], done = [];
+    let generated = 0;
+    const take = (i, tok) => {
+        last[i] = tok;
+        n[i] = (n[i] ?? 0) + 1;
+        generated++;
+        done[i] = tok == null || model.isEogToken(tok) || n[i] >= t.n_tokens;
+    };
+    for (let i = 0; i < N; i++) take(i, i === 0 ? first.token : drawFrom(first.probabilities, seed, i));
+    for (let step = 1; ; step++) {
+        const run = [...Array(N).keys()].filter((i) => !done[i]);
+        if (!run.length) break;
+        const outs = await Promise.all(run.map((i) => seqs[i].controlledEvaluate([[last[i], {
+            generateNext: {token: true, options: sampling(seed, i, step)}}]])));
+        run.forEach((i, k) => take(i, outs[k][0]?.next?.token ?? null));
+    }
+    return generated * 1e3 / (performance.now() - start);
+}
 
 async function runTest(t) {
     for (let s = 0; s < t.n_seqs; s++) await seqs[s].clearHistory();
+    if (t.kind === "contemplate") return runContemplate(t);
     if (t.kind === "pp") {
         const toks = Array.from({length: t.n_tokens}, nextToken);
         const start = performance.now();
@@ -122,7 +193,8 @@ async function runTest(t) {
     return t.n_tokens * t.n_seqs * 1e3 / total;
 }
 
-await runTest({kind: "pp", n_tokens: Math.min(16, Math.max(maxPP, 1)), n_seqs: 1});
+// the same warm-up (and random tokens) as ember bench
+await runTest({kind: "pp", n_tokens: Math.min(16, Math.max(maxPP, maxB, maxCt ? CT_PROMPT : 0)), n_seqs: 1});
 if (opt.tg) await runTest({kind: "tg", n_tokens: 2, n_seqs: 1});
 for (const t of tests) t.tps = [];
 for (let r = 0; r < opt.reps; r++)
@@ -144,21 +216,30 @@ const out = {
     model: opt.model,
     threads: opt.threads,
     flash_attention: opt.flash,
+    ...(maxCt ? {contemplate_prompt_kv: maxCt > 1 ? "evaluated once, copied to the other sequences via a state file"
+                                                  : "evaluated once"} : {}),
     size_bytes: model.size,
     load_ms: loadMs,
     reps: opt.reps,
     results: tests.map((t) => ({name: t.name, kind: t.kind, n_tokens: t.n_tokens, n_seqs: t.n_seqs,
-                                median_tps: t.median_tps, mean_tps: t.mean_tps, stdev_tps: t.stdev_tps, tps: t.tps})),
+                                median_tps: t.median_tps, mean_tps: t.mean_tps, stdev_tps: t.stdev_tps, tps: t.tps,
+                                ...(t.kv_copy_ms ? {kv_copy_ms: t.kv_copy_ms} : {})})),
 };
 if (opt.json) {
     console.log(JSON.stringify(out));
 } else {
     console.log(`model: ${opt.model} (llama.cpp ${out.llama_cpp_release} via node-llama-cpp ${out.node_llama_cpp}, ` +
                 `${out.build}), ${opt.threads} threads, ${opt.reps} reps`);
+    if (maxCt)
+        console.log(`ctN xB: tokens generated / s including the ${CT_PROMPT}-token prompt's prefill (evaluated once; ` +
+                    "copied to the other branches through a llama_state_seq file, as node-llama-cpp has no seq_cp)");
     console.log(`| ${"test".padEnd(12)} | t/s (median) |  +- stdev |`);
     console.log("|--------------|-------------:|----------:|");
     for (const t of tests)
         console.log(`| ${t.name.padEnd(12)} | ${t.median_tps.toFixed(2).padStart(12)} | ${t.stdev_tps.toFixed(2).padStart(9)} |`);
+    for (const t of tests.filter((x) => x.kv_copy_ms))
+        console.log(`${t.name}: copying the prompt's KV to ${t.n_seqs - 1} sequences took at most ` +
+                    `${Math.max(...t.kv_copy_ms).toFixed(1)} ms (included)`);
 }
 await context.dispose();
 await model.dispose();

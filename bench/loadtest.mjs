@@ -13,7 +13,8 @@
 //  2. A Llama-3.2-1B-shaped random-weight Q4_0 model (bench/models, made with
 //     `ember mkmodel` if missing, shared with `make bench`): one client for
 //     LOAD_1B_SINGLE_SECONDS (40), then LOAD_1B_CLIENTS (8) for LOAD_1B_SECONDS
-//     (60), every request generating LOAD_1B_TOKENS (24) tokens (ignore_eos).
+//     (60), every request generating LOAD_1B_TOKENS (64) tokens (ignore_eos: long enough
+//     that decoding, not the prompts' prefill, is what the run measures).
 //     Aggregate decode throughput is the server's generated-token counter
 //     (/metrics) over the steady part of each run (the first LOAD_1B_SKIP (10)
 //     seconds left out); the goal is >= 3x the single client's.
@@ -50,7 +51,7 @@ const cfg = {
   clients1b: num('LOAD_1B_CLIENTS', 8),
   seconds1b: num('LOAD_1B_SECONDS', 60),
   single1b: num('LOAD_1B_SINGLE_SECONDS', 40),
-  tokens1b: num('LOAD_1B_TOKENS', 24),
+  tokens1b: num('LOAD_1B_TOKENS', 64),
   skip1b: num('LOAD_1B_SKIP', 10),
   skipAll1b: env('LOAD_SKIP_1B', '') === '1',
   out: env('LOAD_OUT', 'BENCHMARKS.md'),

@@ -4,12 +4,15 @@
 //
 // Settings (environment; `make bench VAR=...` passes them through):
 //   BENCH_REPS     repetitions (default 3); each runs every test once per engine
-//   BENCH_MODELS   weight types, space- or comma-separated (default "q4_0 q8_0 q4_k_m")
-//   BENCH_SHAPE    mkmodel shape (default llama-3.2-1b)
+//   BENCH_MODELS   models, space- or comma-separated (default "q4_0 q8_0 q4_k_m moe_q4_k_m"): a weight
+//                  type (BENCH_SHAPE in that type), moe_TYPE (BENCH_MOE_SHAPE in that type) or SHAPE:TYPE
+//   BENCH_SHAPE    mkmodel shape of the plain entries (default llama-3.2-1b)
+//   BENCH_MOE_SHAPE  mkmodel shape of the moe_ entries (default mixtral-mini: 8 experts, top-2)
 //   BENCH_THREADS  threads for both engines (default: all cores)
 //   BENCH_PP       prompt sizes (default 128,512)
 //   BENCH_TG       generated tokens (default 64)
 //   BENCH_BATCH    parallel sequences for batched generation (default 1,4,8)
+//   BENCH_CONTEMPLATE  contemplation branch counts, e.g. 1,2,4,8,16 (default: none): ctN xB rows
 //   BENCH_DIR      where the models are generated (default bench/models, kept between runs)
 //   BENCH_OUT      report file (default BENCHMARKS.md)
 //   BENCH_MAX_MIN  time budget in minutes (default 20): no repetition is started that would
@@ -32,12 +35,14 @@ process.chdir(root);
 const env = (k, d) => (process.env[k] !== undefined && process.env[k] !== "" ? process.env[k] : d);
 const cfg = {
     reps: Number(env("BENCH_REPS", "3")),
-    models: env("BENCH_MODELS", "q4_0 q8_0 q4_k_m").split(/[\s,]+/).filter(Boolean),
+    models: env("BENCH_MODELS", "q4_0 q8_0 q4_k_m moe_q4_k_m").split(/[\s,]+/).filter(Boolean),
     shape: env("BENCH_SHAPE", "llama-3.2-1b"),
+    moeShape: env("BENCH_MOE_SHAPE", "mixtral-mini"),
     threads: Number(env("BENCH_THREADS", String(os.availableParallelism()))),
     pp: env("BENCH_PP", "128,512"),
     tg: env("BENCH_TG", "64"),
     batch: env("BENCH_BATCH", "1,4,8"),
+    contemplate: env("BENCH_CONTEMPLATE", ""),
     dir: env("BENCH_DIR", "bench/models"),
     out: env("BENCH_OUT", "BENCHMARKS.md"),
     ember: env("EMBER", "build/ember"),
@@ -61,27 +66,38 @@ function run(cmd, args, {timeoutS = 1800, quiet = false} = {}) {
 fs.mkdirSync(cfg.dir, {recursive: true});
 const models = [];
 const notes = [];
-for (const type of cfg.models) {
-    const file = path.join(cfg.dir, `${cfg.shape}-${type}.gguf`);
+// An entry: "TYPE", "moe_TYPE" or "SHAPE:TYPE" -> the shape and type mkmodel writes.
+function entry(id) {
+    const colon = id.indexOf(":");
+    if (colon > 0) return {id, shape: id.slice(0, colon), type: id.slice(colon + 1)};
+    if (id.startsWith("moe_")) return {id, shape: cfg.moeShape, type: id.slice(4)};
+    return {id, shape: cfg.shape, type: id};
+}
+for (const {id, shape, type} of cfg.models.map(entry)) {
+    if (!/^[A-Za-z0-9._-]+$/.test(shape) || !/^[A-Za-z0-9_]+$/.test(type)) {
+        console.error(`bench: BENCH_MODELS entry '${id}' is not TYPE, moe_TYPE or SHAPE:TYPE`);
+        process.exit(2);
+    }
+    const file = path.join(cfg.dir, `${shape}-${type}.gguf`);
     if (fs.existsSync(file)) {
         log(`reusing ${file} (delete it to regenerate)`);
     } else {
         log(`generating ${file}`);
-        const r = run(cfg.ember, ["mkmodel", file, "--shape", cfg.shape, "--type", type, "--seed", "1",
+        const r = run(cfg.ember, ["mkmodel", file, "--shape", shape, "--type", type, "--seed", "1",
                                   "-t", String(cfg.threads)], {quiet: true});
         process.stderr.write(r.err);
         if (!r.ok) {
             if (/not available/.test(r.err)) {
-                const note = `${type}: skipped, this ember build cannot write it (${r.err.trim().replace(/^ember: /, "")})`;
+                const note = `${id}: skipped, this ember build cannot write it (${r.err.trim().replace(/^ember: /, "")})`;
                 log(note);
                 notes.push(note);
                 continue;
             }
-            console.error(`bench: ember mkmodel failed for ${type}`);
+            console.error(`bench: ember mkmodel failed for ${id}`);
             process.exit(1);
         }
     }
-    models.push({type, file, size: fs.statSync(file).size});
+    models.push({id, shape, type, file, size: fs.statSync(file).size});
 }
 if (!models.length) {
     console.error("bench: no model to run");
@@ -89,15 +105,16 @@ if (!models.length) {
 }
 
 // ---- runs ----
-const common = ["-t", String(cfg.threads), "--pp", cfg.pp, "--tg", cfg.tg, "--batch", cfg.batch, "--reps", "1", "--json"];
+const common = ["-t", String(cfg.threads), "--pp", cfg.pp, "--tg", cfg.tg, "--batch", cfg.batch, "--reps", "1", "--json",
+                ...(cfg.contemplate ? ["--contemplate", cfg.contemplate] : [])];
 const engines = {
     ember: (m, seed) => run(cfg.ember, ["bench", "-m", m.file, ...common, "--seed", String(seed)]),
     "llama.cpp": (m, seed) =>
         run(process.execPath, [path.join(here, "llamacpp_bench.mjs"), "-m", m.file, ...common, "--seed", String(seed),
                                ...(m.n_vocab ? ["--vocab", String(m.n_vocab)] : [])]),
 };
-const results = {}; // results[type][engine][test] = [tps per rep]
-const meta = {}; // meta[type][engine] = last JSON (without results)
+const results = {}; // results[id][engine][test] = [tps per rep]
+const meta = {}; // meta[id][engine] = last JSON (without results)
 const loadStart = os.loadavg();
 let repsRun = 0, longestRep = 0, maxLoad = loadStart[0];
 for (let rep = 0; rep < cfg.reps; rep++) {
@@ -125,12 +142,12 @@ for (let rep = 0; rep < cfg.reps; rep++) {
             }
             maxLoad = Math.max(maxLoad, os.loadavg()[0]);
             if (e === "ember" && j.n_vocab) m.n_vocab = j.n_vocab;
-            results[m.type] ??= {};
-            results[m.type][e] ??= {};
-            for (const x of j.results) (results[m.type][e][x.name] ??= []).push(x.tps[0]);
-            meta[m.type] ??= {};
-            meta[m.type][e] = {...j, results: undefined};
-            log(`rep ${rep + 1}/${cfg.reps} ${m.type} ${e}: ` +
+            results[m.id] ??= {};
+            results[m.id][e] ??= {};
+            for (const x of j.results) (results[m.id][e][x.name] ??= []).push(x.tps[0]);
+            meta[m.id] ??= {};
+            meta[m.id][e] = {...j, results: undefined};
+            log(`rep ${rep + 1}/${cfg.reps} ${m.id} ${e}: ` +
                 j.results.map((x) => `${x.name} ${x.tps[0].toFixed(1)}`).join(", ") +
                 ` t/s (${((Date.now() - t) / 1000).toFixed(0)} s)`);
         }
@@ -147,10 +164,10 @@ const median = (a) => {
 };
 const rows = [];
 for (const m of models) {
-    const em = results[m.type].ember, lc = results[m.type]["llama.cpp"];
+    const em = results[m.id].ember, lc = results[m.id]["llama.cpp"];
     for (const test of Object.keys(em)) {
         const a = median(em[test]), b = lc[test] ? median(lc[test]) : NaN;
-        rows.push({model: `${cfg.shape} ${m.type.toUpperCase()}`, test, ember: a, llama: b, ratio: a / b,
+        rows.push({model: `${m.shape} ${m.type.toUpperCase()}`, test, ember: a, llama: b, ratio: a / b,
                    emberAll: em[test], llamaAll: lc[test] || []});
     }
 }
@@ -183,7 +200,8 @@ const SECTION = "## Speed against llama.cpp";
 const md = [
     SECTION,
     "",
-    `ember against llama.cpp on ${cfg.shape}-shaped models with random weights (\`ember mkmodel --seed 1\`),`,
+    `ember against llama.cpp on ${[...new Set(models.map((m) => m.shape))].join(" and ")}-shaped models with random ` +
+        "weights (`ember mkmodel --seed 1`),",
     "same files for both, CPU only. Throughput in tokens per second, median of the repetitions; the last",
     "column is what counts: absolute numbers on a shared machine are noisy, but both engines ran",
     "interleaved (each repetition runs every model on both, the engine going first alternating), so",
@@ -192,6 +210,11 @@ const md = [
     "- ppN: one decode call of N random tokens (prompt processing); tgN: N single-token decode calls",
     "  (generation, logits each step); tgN xB: B sequences generating together, one token of each per",
     "  call, aggregate tokens/s.",
+    ...(cfg.contemplate
+        ? ["- ctN xB: contemplation, B branches of N tokens over one 16-token random prompt (prefilled once,",
+           "  shared by ember's forks; copied through a state file for llama.cpp, which node-llama-cpp offers no",
+           "  seq_cp for), decoded together, early stop off; tokens/s over the whole span, prefill included."]
+        : []),
     ...(maxLoad > os.availableParallelism() + 0.5
         ? [`- **Caution**: the 1-minute load average reached ${maxLoad.toFixed(1)} on ${os.availableParallelism()} CPUs ` +
            "during the run: other work competed for the cores, and spin-waiting thread pools (both engines') " +
@@ -202,9 +225,16 @@ const md = [
     "",
     ...table,
     "",
-    "Models (tensor data; weights streamed per generated token = all but the token embeddings):",
+    "Models (tensor data; weights streamed per generated token = all but the token embeddings, and of a",
+    "mixture of experts only the experts a token is routed to):",
     "",
-    ...models.map((m) => `- ${path.basename(m.file)}: ${mib(m.size)} MiB file, ${meta[m.type].ember.desc}`),
+    ...models.map((m) => {
+        const j = meta[m.id].ember;
+        const moe = j.n_expert ? `, ${j.n_expert} experts (${j.n_expert_used} used per token)` : "";
+        const streamed = j.streamed_bytes_per_call ? `; ${mib(j.streamed_bytes_per_call)} MiB of weights streamed per ` +
+                         `generated token${j.n_expert ? " (active experts only)" : ""}` : "";
+        return `- ${path.basename(m.file)}: ${mib(m.size)} MiB file, ${j.desc}${moe}${streamed}`;
+    }),
     ...notes.map((n) => `- ${n}`),
     "",
     "### How it was run",
@@ -236,7 +266,7 @@ const md = [
 // test" from bench/loadtest.mjs, are kept); a new one goes before the others.
 const section = md.join("\n");
 let doc = fs.existsSync(cfg.out) ? fs.readFileSync(cfg.out, "utf8") : "# Benchmarks\n";
-const start = doc.indexOf(`\n${SECTION}\n`) >= 0 ? doc.indexOf(`\n${SECTION}\n`) + 1 : -1;
+const start = doc.startsWith(`${SECTION}\n`) ? 0 : doc.indexOf(`\n${SECTION}\n`) >= 0 ? doc.indexOf(`\n${SECTION}\n`) + 1 : -1;
 if (start >= 0) {
     const rest = doc.slice(start + SECTION.length);
     const next = rest.search(/^## /m);

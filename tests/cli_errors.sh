@@ -38,6 +38,16 @@ s2=$("$EMBER" run --seed 7 --temp 1 -n 40 --quiet -p "One day")
 "$EMBER" inspect models/stories260K.gguf | grep -q "llama.block_count" && ok || bad "inspect"
 "$EMBER" run --greedy -n 50 --quiet --stop "Lily" -p "Once upon a time" >"$T/stop"
 grep -q "Lily" "$T/stop" && bad "stop string was emitted" || ok
+# contemplation sizes its KV cache for all branches (8 x 100 tokens are more
+# than the model's 512 positions, which used to be the cache)
+if "$EMBER" run --contemplate 8 --no-early-stop -n 100 --seed 1 -p "Once upon a time" >"$T/ct" 2>"$T/cterr"; then
+    ctx=$(sed -n 's/.*contemplating with 8 branches (vote), seed 1, context \([0-9]*\)$/\1/p' "$T/cterr")
+    if ! grep -q '^=== answer (vote, [0-9]/8 branches agree)' "$T/ct"; then bad "contemplate: no answer line: $(cat "$T/ct")"
+    elif [ -z "$ctx" ] || [ "$ctx" -lt 805 ]; then bad "contemplate: context '$ctx' is not sized for 8 x 100 tokens"
+    else ok; fi
+else
+    bad "contemplate 8 x 100 tokens failed: $(cat "$T/cterr")"
+fi
 
 # --- bad input ---------------------------------------------------------------
 expect_error "missing file" "No such file" "$EMBER" run -m "$T/nope.gguf" -p hi
@@ -48,6 +58,10 @@ printf 'not a model at all, just text' >"$T/text.gguf"
 expect_error "not gguf" "not a GGUF file" "$EMBER" run -m "$T/text.gguf" -p hi
 long=$(printf 'Once upon a time %.0s' $(seq 1 40))
 expect_error "prompt longer than context" "longer than the context" "$EMBER" run -c 16 -p "$long"
+expect_error "branch longer than the model's context" "more than the model's context of 512" \
+    "$EMBER" run --contemplate 2 -n 600 -p "Once upon a time"
+expect_error "contemplate -c too small" "-c is too small for these branches" \
+    "$EMBER" run --contemplate 4 -c 64 -n 40 --seed 3 --quiet -p "Once upon a time"
 expect_error "unknown flag" "unknown option '--bogus'" "$EMBER" run --bogus -p hi
 expect_error "bad number" "'abc' is not an integer" "$EMBER" run -n abc -p hi
 expect_error "threads out of range" "out of range" "$EMBER" run -t 0 -p hi

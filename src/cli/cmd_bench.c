@@ -9,16 +9,22 @@
  *            off; tokens generated / s, the prompt's prefill included
  * Each test runs --reps times after one untimed warm-up decode; the table
  * shows the median. --json prints the same as one JSON object (all reps),
- * for bench/run.sh. */
+ * for bench/run.sh.
+ * Memory: the resident set (VmRSS, peak VmHWM) after loading and after the
+ * tests, against the budget 1.10 x (file + KV cache) + 32 MiB (weights
+ * are used in place from the mapping); --membw adds a read-bandwidth
+ * benchmark and the decode rate as a fraction of the bound it implies. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "args.h"
 #include "cli.h"
 #include "common.h"
+#include "memstat.h"
 #include "../gguf/gguf.h"
 
 #define MAX_LIST 16
@@ -36,7 +42,10 @@ static void help(void) {
            "  -m FILE        GGUF model (default: the bundled models/stories260K.gguf)\n"
            "  -t N           threads (default: all cores)\n"
            "  -c N           context size (default: just enough for the tests)\n"
-           "  --kv f16|f32   KV cache precision (default f16)\n");
+           "  --kv f16|f32   KV cache precision (default f16)\n"
+           "  --mlock        lock the model file in RAM (needs RLIMIT_MEMLOCK >= its size)\n"
+           "  --membw        also measure memory read bandwidth (1 GiB summed by all threads, best of 3; a few s)\n"
+           "                 and report decode speed as a fraction of the bound it sets\n");
 }
 
 /* "128,512" -> values in [0, hi]; a lone 0 means an empty list. */
@@ -160,7 +169,7 @@ int cmd_bench(int argc, char **argv) {
     mo.threads = nproc > 0 ? (nproc > 256 ? 256 : nproc) : 1;
     long pp[MAX_LIST] = {128, 512}, bs[MAX_LIST] = {1, 4, 8}, ct[MAX_LIST] = {0}, tg = 64, reps = 3;
     int n_pp = 2, n_bs = 3, n_ct = 0;
-    bool json = false;
+    bool json = false, membw = false;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -175,6 +184,7 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "--reps")) { if (!(v = arg_value(argc, argv, &i)) || arg_long(a, v, 1, 1000, &reps)) return 1; }
         else if (!strcmp(a, "--seed")) { if (!(v = arg_value(argc, argv, &i)) || arg_u64(a, v, &seed)) return 1; }
         else if (!strcmp(a, "--json")) json = true;
+        else if (!strcmp(a, "--membw")) membw = true;
         else return cli_error("bench: unknown option '%s' (see 'ember bench --help')", a);
     }
     if (!tg) n_bs = n_ct = 0;
@@ -221,20 +231,36 @@ int cmd_bench(int argc, char **argv) {
 
     /* Model size: tensor bytes, parameters, and the weight bytes one decode
      * call streams (all tensors but the token embeddings, of which it reads
-     * one row per token). */
+     * one row per token; of a mixture of experts' stacked expert tensors,
+     * *_exps [.., .., expert_count], only the expert_used_count slices a
+     * token is routed to: the active parameters). */
     if (cli_check_file(mo.model)) return 1;
     em_err gerr = {{0}};
     em_gguf *g = em_gguf_open(mo.model, &gerr);
     if (!g) return cli_error("%s", gerr.msg);
     uint64_t size_bytes = 0, n_params = 0, streamed = 0;
+    uint32_t n_exp = 0, n_exp_used = 0;
+    em_str arch = {0};
+    if (em_gguf_get_str(g, "general.architecture", &arch, true, &gerr) == 0 && arch.ptr && arch.len < 64) {
+        char key[96];
+        snprintf(key, sizeof key, "%.*s.expert_count", (int)arch.len, arch.ptr);
+        if (em_gguf_get_u32(g, key, &n_exp, true, &gerr)) n_exp = 0;
+        snprintf(key, sizeof key, "%.*s.expert_used_count", (int)arch.len, arch.ptr);
+        if (em_gguf_get_u32(g, key, &n_exp_used, true, &gerr) || n_exp_used > n_exp) n_exp_used = n_exp;
+    }
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const em_gguf_tensor *t = &g->tensors[i];
         uint64_t nel = 1;
         for (uint32_t d = 0; d < t->n_dims; d++) nel *= (uint64_t)t->ne[d];
         size_bytes += t->nbytes;
         n_params += nel;
-        if (strcmp(t->name, "token_embd.weight") != 0) streamed += t->nbytes;
-        else if (t->ne[1] > 0) streamed += t->nbytes / (uint64_t)t->ne[1];
+        if (!strcmp(t->name, "token_embd.weight")) {
+            if (t->ne[1] > 0) streamed += t->nbytes / (uint64_t)t->ne[1];
+        } else if (n_exp && t->n_dims == 3 && t->ne[2] == (int64_t)n_exp && strstr(t->name, "_exps.")) {
+            streamed += t->nbytes / n_exp * n_exp_used;
+        } else {
+            streamed += t->nbytes;
+        }
     }
     em_gguf_close(g);
 
@@ -252,13 +278,17 @@ int cmd_bench(int argc, char **argv) {
     ember_model *m = NULL;
     ember_ctx *c = NULL;
     double load_ms;
+    cli_mem mem_load, mem_run;
+    uint64_t file_bytes = 0, kv_bytes = 0;
     {
         /* cli_load takes n_batch from the defaults (512): make room for the
          * longest prompt and the widest batch. */
         if (cli_check_file(mo.model)) return 1;
+        struct stat st;
+        if (stat(mo.model, &st) == 0) file_bytes = (uint64_t)st.st_size;
         ember_error err;
         double t0 = cli_now_ms();
-        m = ember_model_load(mo.model, &err);
+        m = ember_model_load_ex(mo.model, &(ember_model_params){.mlock = mo.mlock}, &err);
         if (!m) return cli_error("%s", err.msg);
         long nb = max_pp > max_b ? max_pp : max_b;
         if (max_ct && nb < CT_PROMPT) nb = CT_PROMPT;
@@ -272,6 +302,8 @@ int cmd_bench(int argc, char **argv) {
             return cli_error("%s", err.msg);
         }
         load_ms = cli_now_ms() - t0;
+        cli_mem_read(&mem_load);
+        kv_bytes = ember_ctx_kv_bytes(c);
     }
     int rc = 1;
     long cap = max_pp > max_b ? max_pp : max_b;
@@ -310,15 +342,43 @@ int cmd_bench(int argc, char **argv) {
         t->stdev = reps > 1 ? sqrt(sq / (reps - 1)) : 0;
         free(s);
     }
+    /* Memory after the tests (before the bandwidth buffer exists). The
+     * budget: the file and the KV cache within 10%, plus 32 MiB of scratch. */
+    const bool have_mem = cli_mem_read(&mem_run) == 0; /* /proc/self/status (Linux) */
+    const double rss_limit = 1.10 * (double)(file_bytes + kv_bytes) + 32.0 * 1048576.0;
+    const bool rss_ok = have_mem && (double)mem_run.rss <= rss_limit;
+    double bw_gbs = membw ? cli_membw((size_t)1 << 30, (int)mo.threads, 3) : -1;
+    if (membw && bw_gbs <= 0) {
+        cli_error("--membw: cannot allocate the 1 GiB buffer or start the threads");
+        goto done;
+    }
+    /* decode (the tg test): weight bytes streamed per token x tokens / s,
+     * against the measured bandwidth */
+    const test *tg_test = NULL;
+    for (int i = 0; i < n_tests; i++)
+        if (!strcmp(tests[i].kind, "tg")) tg_test = &tests[i];
+    const double tg_gbs = tg_test ? (double)streamed * tg_test->median / 1e9 : 0;
     if (json) {
         printf("{\"engine\":\"ember\",\"model\":");
         json_str(mo.model);
         printf(",\"desc\":");
         json_str(ember_model_desc(m));
         printf(",\"n_vocab\":%d,\"kernels\":\"%s\",\"threads\":%ld,\"size_bytes\":%llu,\"n_params\":%llu,"
-               "\"streamed_bytes_per_call\":%llu,\"load_ms\":%.1f,\"reps\":%ld,\"results\":[",
+               "\"streamed_bytes_per_call\":%llu,\"n_expert\":%u,\"n_expert_used\":%u,\"load_ms\":%.1f,\"reps\":%ld,",
                ember_model_n_vocab(m), ember_kernels(), mo.threads, (unsigned long long)size_bytes, (unsigned long long)n_params,
-               (unsigned long long)streamed, load_ms, reps);
+               (unsigned long long)streamed, n_exp, n_exp_used, load_ms, reps);
+        printf("\"file_bytes\":%llu,\"kv_bytes\":%llu,\"rss_load_bytes\":%llu,\"hwm_load_bytes\":%llu,"
+               "\"rss_run_bytes\":%llu,\"hwm_run_bytes\":%llu,\"rss_limit_bytes\":%.0f,\"rss_ok\":%s,"
+               "\"mlock\":%s,\"locked_bytes\":%llu,",
+               (unsigned long long)file_bytes, (unsigned long long)kv_bytes, (unsigned long long)mem_load.rss,
+               (unsigned long long)mem_load.hwm, (unsigned long long)mem_run.rss, (unsigned long long)mem_run.hwm,
+               rss_limit, !have_mem ? "null" : rss_ok ? "true" : "false", mo.mlock ? "true" : "false",
+               (unsigned long long)mem_run.locked);
+        if (bw_gbs > 0) printf("\"membw_gbs\":%.3f,", bw_gbs);
+        else printf("\"membw_gbs\":null,");
+        if (bw_gbs > 0 && tg_test) printf("\"tg_bw_fraction\":%.4f,", tg_gbs / bw_gbs);
+        else printf("\"tg_bw_fraction\":null,");
+        printf("\"results\":[");
         for (int i = 0; i < n_tests; i++) {
             const test *t = &tests[i];
             printf("%s{\"name\":\"%s\",\"kind\":\"%s\",\"n_tokens\":%ld,\"n_seqs\":%ld,\"median_tps\":%.3f,"
@@ -330,9 +390,11 @@ int cmd_bench(int argc, char **argv) {
         printf("]}\n");
     } else {
         printf("model: %s (%s)\n", mo.model, ember_model_desc(m));
-        printf("size: %.2f MiB, %.2f M params, %.2f MiB of weights streamed per decode call; %ld threads, %s "
+        char per[64] = "call"; /* one decode call of one sequence = one token */
+        if (n_exp) snprintf(per, sizeof per, "token (active: %u of %u experts)", n_exp_used, n_exp);
+        printf("size: %.2f MiB, %.2f M params, %.2f MiB of weights streamed per decode %s; %ld threads, %s "
                "kernels, %ld reps, load %.0f ms\n\n",
-               size_bytes / 1048576.0, n_params / 1e6, streamed / 1048576.0, mo.threads, ember_kernels(), reps,
+               size_bytes / 1048576.0, n_params / 1e6, streamed / 1048576.0, per, mo.threads, ember_kernels(), reps,
                load_ms);
         printf("| %-12s | %12s | %9s | %14s | %11s |\n", "test", "t/s (median)", "+- stdev", "MiB/token", "GB/s");
         printf("|%s|%s|%s|%s|%s|\n", "--------------", "-------------:", "----------:", "---------------:",
@@ -343,6 +405,20 @@ int cmd_bench(int argc, char **argv) {
             double per_tok = (double)streamed / (double)(!strcmp(t->kind, "pp") ? t->n_tokens : t->n_seqs);
             printf("| %-12s | %12.2f | %9.2f | %14.2f | %11.2f |\n", t->name, t->median, t->stdev,
                    per_tok / 1048576.0, per_tok * t->median / 1e9);
+        }
+        const double MiB = 1048576.0;
+        printf("\nmemory: file %.1f MiB + KV cache %.1f MiB; RSS after load %.1f MiB (peak %.1f), after the tests "
+               "%.1f MiB (peak %.1f); budget 1.10 x (file + KV) + 32 MiB = %.1f MiB: %s\n",
+               file_bytes / MiB, kv_bytes / MiB, mem_load.rss / MiB, mem_load.hwm / MiB, mem_run.rss / MiB,
+               mem_run.hwm / MiB, rss_limit / MiB,
+               !have_mem ? "unknown (no /proc/self/status)" : rss_ok ? "within" : "OVER");
+        if (mo.mlock) printf("mlock: %.1f MiB locked\n", mem_run.locked / MiB);
+        if (bw_gbs > 0) {
+            printf("memory read bandwidth: %.2f GB/s (%ld threads, best of 3 passes over 1 GiB)\n", bw_gbs, mo.threads);
+            if (tg_test)
+                printf("decode %s: %.2f t/s x %.2f MiB/token = %.2f GB/s = %.1f%% of the bandwidth bound (%.2f t/s)\n",
+                       tg_test->name, tg_test->median, streamed / MiB, tg_gbs, 100.0 * tg_gbs / bw_gbs,
+                       bw_gbs * 1e9 / (double)streamed);
         }
     }
     rc = 0;

@@ -25,7 +25,9 @@ static void help(void) {
            "  --seed S       RNG seed (default: from the clock)\n"
            "  --stop TEXT    stop when TEXT is generated (repeatable)\n"
            "  --no-bos       do not add the BOS token\n"
-           "  --contemplate N      decode N reasoning branches over one prefilled prompt and aggregate them\n"
+           "  --contemplate N      decode N reasoning branches over one prefilled prompt and aggregate them; without -c the\n"
+           "                       KV cache is sized for the prompt plus N x the branch budget (each branch must fit\n"
+           "                       the model's context length)\n"
            "  --aggregate vote|best|synthesize   how (default vote: majority of extracted answers)\n"
            "  --branch-tokens N    token budget per branch (default: -n)\n"
            "  --no-early-stop      run every branch to the end even when the vote is decided\n"
@@ -54,6 +56,33 @@ static void on_branch(int32_t i, const char *piece, size_t len, bool finished, v
     fflush(stdout);
 }
 
+/* KV positions for contemplation when -c is not given: the prompt once, and
+ * for each branch its copy of the prompt's last, partly filled block, its
+ * own tokens and a block of slack (as `ember bench --contemplate` sizes it);
+ * with synthesize, also room for the final pass in sequence 0 (the candidate
+ * list: at most ~80 tokens of framing and 261 per answer of <= 255 bytes,
+ * plus EM_SYNTH_MAX_TOKENS = 64 greedy tokens), which runs after the other
+ * branches are freed. Each branch is one sequence holding the prompt and its
+ * tokens, so that must fit the model's context length; the pool holding all
+ * branches may be larger. Returns 0, or 1 after printing the error. */
+static int contemplate_ctx(const ember_model *m, long n_prompt, long n_branches, long branch_tokens, ember_aggregate agg,
+                           long *n_ctx) {
+    const long train = ember_model_n_ctx_train(m), blk = ember_kv_block_size();
+    if (n_prompt + branch_tokens > train)
+        return cli_error("run: each branch needs the prompt (%ld tokens) plus %ld branch tokens = %ld positions, more than "
+                         "the model's context of %ld (lower -n / --branch-tokens or shorten the prompt)",
+                         n_prompt, branch_tokens, n_prompt + branch_tokens, train);
+    long need = n_prompt + n_branches * (((n_prompt % blk) + branch_tokens + blk - 1) / blk + 1) * blk;
+    if (agg == EMBER_AGG_SYNTHESIZE) {
+        long synth = n_prompt + 80 + n_branches * 261 + 64;
+        if (synth > need) need = synth;
+    }
+    need += blk;
+    if (need > (1L << 24)) return cli_error("run: contemplation needs %ld KV positions, more than 16M", need);
+    *n_ctx = need;
+    return 0;
+}
+
 static int run_contemplate(cli_model_opts *mo, const char *prompt, bool add_bos, const ember_sampler_params *sp,
                            long n_branches, const char *aggregate, long branch_tokens, bool early, const char **stops,
                            size_t n_stops, bool quiet) {
@@ -63,11 +92,11 @@ static int run_contemplate(cli_model_opts *mo, const char *prompt, bool add_bos,
     else if (!strcmp(aggregate, "best")) cp.aggregate = EMBER_AGG_BEST;
     else if (!strcmp(aggregate, "synthesize")) cp.aggregate = EMBER_AGG_SYNTHESIZE;
     else return cli_error("--aggregate: '%s' is not vote, best or synthesize", aggregate);
-    ember_model *m;
-    ember_ctx *c;
-    double load_ms;
-    if (cli_load(mo, (int32_t)n_branches, &m, &c, &load_ms)) return 1;
+    if (cli_check_file(mo->model)) return 1;
     ember_error err;
+    ember_model *m = ember_model_load_ex(mo->model, &(ember_model_params){.mlock = mo->mlock}, &err);
+    if (!m) return cli_error("%s", err.msg);
+    ember_ctx *c = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     int rc = 1;
@@ -79,15 +108,23 @@ static int run_contemplate(cli_model_opts *mo, const char *prompt, bool add_bos,
         cli_error("tokenize: %s", err.msg);
         goto out;
     }
+    if (n_ids == 0) { cli_error("run: the prompt is empty"); goto out; }
+    long n_ctx = mo->n_ctx;
+    if (!n_ctx && contemplate_ctx(m, (long)n_ids, n_branches, branch_tokens, cp.aggregate, &n_ctx)) goto out;
+    ember_ctx_params cpar = {.n_ctx = (uint32_t)n_ctx, .n_seqs = (int32_t)n_branches, .n_threads = (int)mo->threads,
+                             .kv_type = mo->kv};
+    if (!(c = ember_ctx_new(m, &cpar, &err))) { cli_error("%s", err.msg); goto out; }
     if (n_ids >= ember_ctx_n_ctx(c)) {
         cli_error("run: prompt is %zu tokens, longer than the context of %u (use -c)", n_ids, ember_ctx_n_ctx(c));
         goto out;
     }
     if (!quiet)
-        fprintf(stderr, "ember: %s, contemplating with %ld branches (%s), seed %llu\n", ember_model_desc(m), n_branches,
-                aggregate, (unsigned long long)sp->seed);
+        fprintf(stderr, "ember: %s, contemplating with %ld branches (%s), seed %llu, context %u\n", ember_model_desc(m),
+                n_branches, aggregate, (unsigned long long)sp->seed, ember_ctx_n_ctx(c));
     if (ember_contemplate(c, ids, n_ids, &cp, on_branch, &bp, &r, &err)) {
-        cli_error("%s", err.msg);
+        cli_error("%s%s", err.msg,
+                  mo->n_ctx && strstr(err.msg, "KV cache full") ? " (-c is too small for these branches; without -c "
+                                                                   "the cache is sized for them)" : "");
         goto out;
     }
     int agree = (int)(r.agreement * r.n_branches + 0.5);

@@ -1417,7 +1417,7 @@ static void test_gemm_tiles(void **state) {
                     float *ys[4];
                     for (int t = 0; t < 4; t++) { xs[t] = xq + (size_t)t * xb; ys[t] = out[t]; }
                     memset(out, 0xff, sizeof out);
-                    tt->gemm(n, nr, wq, wb, nt, xs, ys);
+                    tt->gemm(n, nr, wq, wb, nt, xs, ys, nr % 2 == 0); /* both the cold and the cached path */
                     for (int t = 0; t < nt; t++)
                         for (int r = 0; r < nr; r++) {
                             float s1;

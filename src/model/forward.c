@@ -40,7 +40,7 @@ static void mm_worker(void *arg, int ith, int nth) {
      * tile counter cost ~8% of decode speed in cache-line traffic) */
     const mm_task *t = arg;
     const em_weight *w = t->w;
-    const bool tiled = w->tt->gemm && t->B >= 2;
+    const bool tiled = w->tt->gemm != NULL;
     const int64_t rows_per = tiled ? GEMM_TILE : MM_TILE;
     const long n_tiles = (long)((w->rows + rows_per - 1) / rows_per);
     long lo, hi;
@@ -56,7 +56,7 @@ static void mm_worker(void *arg, int ith, int nth) {
                     xs[j] = t->x + (size_t)(t->xidx ? t->xidx[b + j] : b + j) * t->xs;
                     ys[j] = t->y + (size_t)(t->yidx ? t->yidx[b + j] : b + j) * t->ys + r0;
                 }
-                w->tt->gemm(w->cols, r1 - r0, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nt, xs, ys);
+                w->tt->gemm(w->cols, r1 - r0, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nt, xs, ys, b == 0);
             }
             continue;
         }

@@ -25,6 +25,7 @@
 #ifndef EM_TENSOR_QUANT_H
 #define EM_TENSOR_QUANT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -264,9 +265,9 @@ void em_dot4_q5_1_avx2(int64_t n, float *s, const void *w, const void *const *x)
 void em_dot4_q4_K_avx2(int64_t n, float *s, const void *w, const void *const *x);
 void em_dot4_q6_K_avx2(int64_t n, float *s, const void *w, const void *const *x);
 /* nr rows x nt (1..4) activation rows (em_type_traits.gemm), bit-identical to vec_dot */
-void em_gemm_q4_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y);
-void em_gemm_q5_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y);
-void em_gemm_q8_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y);
+void em_gemm_q4_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y, bool cold);
+void em_gemm_q5_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y, bool cold);
+void em_gemm_q8_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y, bool cold);
 void em_dot_q4_0_avx2(int64_t n, float *s, const void *w, const void *x);
 void em_dot_q4_1_avx2(int64_t n, float *s, const void *w, const void *x);
 void em_dot_q5_0_avx2(int64_t n, float *s, const void *w, const void *x);

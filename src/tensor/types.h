@@ -36,8 +36,10 @@ typedef struct em_type_traits {
     /* Optional (NULL if absent): a tile of nr weight rows (row r at w + r *
      * wstride) times nt (1..4) activation rows: y[t][r] = dot(w row r, x[t]),
      * bit-identical to vec_dot. Decodes each weight block once for the nt
-     * tokens and each activation block once for several rows. */
-    void (*gemm)(int64_t n, int64_t nr, const void *w, size_t wstride, int nt, const void *const *x, float *const *y);
+     * tokens and each activation block once for several rows. `cold`: the
+     * rows are not in cache (first pass over them), so stream one at a time. */
+    void (*gemm)(int64_t n, int64_t nr, const void *w, size_t wstride, int nt, const void *const *x, float *const *y,
+                 bool cold);
 } em_type_traits;
 
 /* Traits for a type the engine can compute with, or NULL (the caller reports

@@ -247,24 +247,17 @@ static void weighted_sum(const em_ctx *c, int32_t seq, int kvh, int hd, const fl
     double tail[EM_MAX_HEAD_DIM];
     for (int d = 0; d < hd; d++) tail[d] = 0.0;
     bool has_tail = false;
-    float vrow[EM_MAX_HEAD_DIM];
     for (int j = 0; j < n_kv; j++) {
         const size_t slot = em_kv_slot(&c->kv, seq, j) + (size_t)kvh * hd;
-        const float *v;
-        if (f16) {
-            const em_f16 *vh = (const em_f16 *)vc + slot;
-            for (int d = 0; d < hd; d++) vrow[d] = em_f16_to_f32(vh[d]);
-            v = vrow;
-        } else {
-            v = (const float *)vc + slot;
-        }
         const float pj = p[j];
         if (j < np) {
             float *a = acc + (size_t)(gemm ? (j & 15) : (((j >> 4) & 3) * 16 + (j & 15))) * hd;
-            for (int d = 0; d < hd; d++) a[d] = fmaf(v[d], pj, a[d]);
+            if (f16) em_axpy_f16(hd, a, (const em_f16 *)vc + slot, pj);
+            else em_axpy_f32(hd, a, (const float *)vc + slot, pj);
         } else if (f16) {
             has_tail = true;
-            for (int d = 0; d < hd; d++) tail[d] += (double)(v[d] * pj);
+            const em_f16 *vh = (const em_f16 *)vc + slot;
+            for (int d = 0; d < hd; d++) tail[d] += (double)(em_f16_to_f32(vh[d]) * pj);
         } else {
             has_tail = true; /* F32 tail: an FMA chain after the reduction, below */
         }

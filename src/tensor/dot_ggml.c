@@ -162,6 +162,38 @@ static EM_AVX2 void swiglu_chunk16_avx(float *y, const float *x, const float *g)
 }
 #endif
 
+#if defined(__x86_64__)
+static EM_AVX2 void axpy_f16_avx(int64_t n, float *a, const em_f16 *v, float p) {
+    const __m256 pv = _mm256_set1_ps(p);
+    int64_t d = 0;
+    for (; d + 8 <= n; d += 8) {
+        const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + d)));
+        _mm256_storeu_ps(a + d, _mm256_fmadd_ps(x, pv, _mm256_loadu_ps(a + d)));
+    }
+    for (; d < n; d++) a[d] = fmaf(em_f16_to_f32(v[d]), p, a[d]);
+}
+static EM_AVX2 void axpy_f32_avx(int64_t n, float *a, const float *v, float p) {
+    const __m256 pv = _mm256_set1_ps(p);
+    int64_t d = 0;
+    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(a + d, _mm256_fmadd_ps(_mm256_loadu_ps(v + d), pv, _mm256_loadu_ps(a + d)));
+    for (; d < n; d++) a[d] = fmaf(v[d], p, a[d]);
+}
+#endif
+
+void em_axpy_f16(int64_t n, float *a, const em_f16 *v, float p) {
+#if defined(__x86_64__)
+    if (have_avx2()) { axpy_f16_avx(n, a, v, p); return; }
+#endif
+    for (int64_t d = 0; d < n; d++) a[d] = fmaf(em_f16_to_f32(v[d]), p, a[d]);
+}
+
+void em_axpy_f32(int64_t n, float *a, const float *v, float p) {
+#if defined(__x86_64__)
+    if (have_avx2()) { axpy_f32_avx(n, a, v, p); return; }
+#endif
+    for (int64_t d = 0; d < n; d++) a[d] = fmaf(v[d], p, a[d]);
+}
+
 double em_ggml_softmax_exp(int64_t n, float *y, const float *x, float max) {
     int64_t i = 0;
     double sum = 0.0;

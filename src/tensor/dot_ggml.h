@@ -34,6 +34,11 @@ float em_dot_f16_vec(int64_t n, const em_f16 *a, const em_f16 *b);
  * needs n % 32 == 0. */
 float em_dot_bf16_gemm(int64_t n, const em_bf16 *a, const em_bf16 *b);
 
+/* a[d] = fmaf(v[d], p, a[d]) for d < n: one rounding per element, as
+ * ggml's vector FMA accumulators; v in F16 (converted exactly) or F32. */
+void em_axpy_f16(int64_t n, float *a, const em_f16 *v, float p);
+void em_axpy_f32(int64_t n, float *a, const float *v, float p);
+
 /* The 16-lane reduction itself (for callers that accumulate elsewhere). */
 float em_reduce16(const float acc[16]);
 

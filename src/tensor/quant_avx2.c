@@ -290,6 +290,7 @@ static inline EM_AVX2 __m256i dec_q8_0(const em_block_q8_0 *b) {
         __m256 acc = _mm256_setzero_ps();                                                          \
         float summs = 0.0f;                                                                        \
         for (int64_t i = 0; i < nb; i++) {                                                         \
+            _mm_prefetch((const char *)&a[i] + EM_PF_DIST, _MM_HINT_T0);                            \
             if (HAS_M) summs = fmaf(f16f(QM(a[i])), f16f(QS(b[i])), summs);                        \
             const __m256 d = _mm256_set1_ps(f16f(a[i].d) * f16f(b[i].d));                          \
             const __m256i qy = _mm256_loadu_si256((const __m256i *)b[i].qs);                       \
@@ -311,6 +312,7 @@ static inline EM_AVX2 __m256i dec_q8_0(const em_block_q8_0 *b) {
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                  \
         float m0 = 0.0f, m1 = 0.0f, m2 = 0.0f, m3 = 0.0f;                                          \
         for (int64_t i = 0; i < nb; i++) {                                                         \
+            _mm_prefetch((const char *)&a[i] + EM_PF_DIST, _MM_HINT_T0);                            \
             const float dw = f16f(a[i].d);                                                         \
             const __m256i qx = dec_##name(&a[i]);                                                  \
             const __m256i ux = SIGNED ? _mm256_sign_epi8(qx, qx) : qx;                             \
@@ -393,6 +395,7 @@ static inline __attribute__((always_inline)) EM_AVX2 void gemm_tile(const int KI
         const __m128 dx4 = _mm_load_ps(dxT + 4 * k);
         _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++) {
             const uint8_t *blk = w + (size_t)(r + i) * ws + (size_t)k * bw;
+            if (RM == 1) _mm_prefetch((const char *)blk + EM_PF_DIST, _MM_HINT_T0); /* streaming rows */
             em_f16 d;
             memcpy(&d, blk, sizeof d);
             if (KIND == G_Q4_0) {
@@ -437,6 +440,7 @@ static inline __attribute__((always_inline)) EM_AVX2 void gemv_tile(const int KI
     const em_block_q8_0 *xb = x;
     const uint8_t *wr = w + (size_t)r * ws;
     for (int64_t k = 0; k < nb; k++, wr += bw) {
+        _mm_prefetch((const char *)wr + EM_PF_DIST, _MM_HINT_T0);
         const __m256i qy = _mm256_loadu_si256((const __m256i *)xb[k].qs);
         const float dx = f16f(xb[k].d);
         __m256i c = _mm256_setzero_si256();

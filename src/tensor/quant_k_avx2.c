@@ -24,6 +24,11 @@
 /* F16C conversion (exact, like the table, without its 256 KiB in cache) */
 static inline EM_AVX2 float f16f(em_f16 h) { return _cvtsh_ss(h); }
 
+/* prefetch the lines of one super-block EM_PF_DIST bytes ahead */
+static inline EM_AVX2 void pf_block(const void *p, size_t size) {
+    for (size_t o = 0; o < size; o += 64) _mm_prefetch((const char *)p + EM_PF_DIST + o, _MM_HINT_T0);
+}
+
 /* ggml hsum_float_8 */
 static inline EM_AVX2 float hsum8(__m256 v) {
     __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
@@ -133,6 +138,7 @@ EM_AVX2 void em_dot_q2_K_avx2(int64_t n, float *s, const void *w, const void *x)
     const __m128i m4 = _mm_set1_epi8(0x0F);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / EM_QK_K; i++) {
+        pf_block(&a[i], sizeof a[i]);
         const float d = b[i].d * f16f(a[i].d);
         const float dmin = -b[i].d * f16f(a[i].dmin);
         const __m128i sm = _mm_loadu_si128((const __m128i *)a[i].scales);
@@ -161,6 +167,7 @@ EM_AVX2 void em_dot_q3_K_avx2(int64_t n, float *s, const void *w, const void *x)
     const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / EM_QK_K; i++) {
+        pf_block(&a[i], sizeof a[i]);
         const float d = b[i].d * f16f(a[i].d);
         int8_t sc[16];
         em_q3k_scales(a[i].scales, sc);
@@ -208,6 +215,7 @@ EM_AVX2 void em_dot_q4_K_avx2(int64_t n, float *s, const void *w, const void *x)
     __m256 acc = _mm256_setzero_ps();
     __m128 acc_m = _mm_setzero_ps();
     for (int64_t i = 0; i < n / EM_QK_K; i++) {
+        pf_block(&a[i], sizeof a[i]);
         const float d = b[i].d * f16f(a[i].d);
         const float dmin = -b[i].d * f16f(a[i].dmin);
         uint32_t u[4];
@@ -244,6 +252,7 @@ EM_AVX2 void em_dot4_q4_K_avx2(int64_t n, float *s, const void *w, const void *c
         acc_m[t] = _mm_setzero_ps();
     }
     for (int64_t i = 0; i < n / EM_QK_K; i++) {
+        pf_block(&a[i], sizeof a[i]);
         const float ad = f16f(a[i].d), admin = f16f(a[i].dmin);
         uint32_t u[4];
         k4_unpack(a[i].scales, u);
@@ -286,6 +295,7 @@ EM_AVX2 void em_dot_q5_K_avx2(int64_t n, float *s, const void *w, const void *x)
     __m256 acc = _mm256_setzero_ps();
     float summs = 0.0f;
     for (int64_t i = 0; i < n / EM_QK_K; i++) {
+        pf_block(&a[i], sizeof a[i]);
         const float d = b[i].d * f16f(a[i].d);
         const float dmin = -b[i].d * f16f(a[i].dmin);
         uint32_t u[4];
@@ -316,6 +326,7 @@ EM_AVX2 void em_dot_q6_K_avx2(int64_t n, float *s, const void *w, const void *x)
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / EM_QK_K; i++) {
+        pf_block(&a[i], sizeof a[i]);
         const float d = b[i].d * f16f(a[i].d);
         const int8_t *sc = a[i].scales;
         /* the -32 offset per lane: 32 * (bsums . scales) pairwise */
@@ -352,6 +363,7 @@ EM_AVX2 void em_dot4_q6_K_avx2(int64_t n, float *s, const void *w, const void *c
     __m256 acc[4];
     for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / EM_QK_K; i++) {
+        pf_block(&a[i], sizeof a[i]);
         const float ad = f16f(a[i].d);
         const int8_t *sc = a[i].scales;
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));

@@ -1477,6 +1477,36 @@ static void test_vexp_paths(void **state) {
     free(x); free(g); free(y);
 }
 
+/* em_axpy_f16/f32 (attention's V accumulation): one fmaf per element, on
+ * every length (vector body and scalar tail). */
+static void test_axpy(void **state) {
+    (void)state;
+    uint64_t seed = 4242;
+    for (int n = 1; n <= 80; n += 7) {
+        float a[80], b[80], v[80], p;
+        em_f16 vh[80];
+        for (int d = 0; d < n; d++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            a[d] = b[d] = (float)((int64_t)(seed >> 33) % 20000 - 10000) / 997.0f;
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            v[d] = (float)((int64_t)(seed >> 33) % 20000 - 10000) / 311.0f;
+            vh[d] = em_f32_to_f16(v[d]);
+        }
+        p = 0.3183099f;
+        em_axpy_f32(n, a, v, p);
+        for (int d = 0; d < n; d++) {
+            const float r = fmaf(v[d], p, b[d]);
+            if (memcmp(&r, &a[d], 4) != 0) fail_msg("axpy_f32 n=%d d=%d: %.9g vs %.9g", n, d, (double)a[d], (double)r);
+        }
+        memcpy(a, b, sizeof a);
+        em_axpy_f16(n, a, vh, p);
+        for (int d = 0; d < n; d++) {
+            const float r = fmaf(em_f16_to_f32(vh[d]), p, b[d]);
+            if (memcmp(&r, &a[d], 4) != 0) fail_msg("axpy_f16 n=%d d=%d: %.9g vs %.9g", n, d, (double)a[d], (double)r);
+        }
+    }
+}
+
 int main(void) {
     em_half_init();
     const struct CMUnitTest tests[] = {
@@ -1484,6 +1514,7 @@ int main(void) {
         cmocka_unit_test(test_vec_dot4),
         cmocka_unit_test(test_gemm_tiles),
         cmocka_unit_test(test_vexp_paths),
+        cmocka_unit_test(test_axpy),
         cmocka_unit_test(test_isa_switch),
         cmocka_unit_test(test_f16_exhaustive),
         cmocka_unit_test(test_f16_edges),

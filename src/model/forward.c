@@ -63,19 +63,25 @@ static void mm_worker(void *arg, int ith, int nth) {
         int b = 0;
         /* quantized weights: four activation rows per pass over a weight row
          * (same numbers as one at a time, fewer block decodes) */
+        /* A last group of 2-3 rows repeats its last row to fill the four
+         * (outputs are independent, so the copies change nothing): one pass
+         * over the weights instead of 2-3, which is what counts when a few
+         * sequences decode together. */
         if (w->tt->vec_dot4)
-            for (; b + 4 <= t->B; b += 4) {
+            for (; b + 2 <= t->B; b += 4) {
+                const int nt = t->B - b < 4 ? t->B - b : 4;
                 const void *xs[4];
                 float *ys[4];
                 for (int j = 0; j < 4; j++) {
-                    xs[j] = t->x + (size_t)(t->xidx ? t->xidx[b + j] : b + j) * t->xs;
-                    ys[j] = t->y + (size_t)(t->yidx ? t->yidx[b + j] : b + j) * t->ys;
+                    const int bj = b + (j < nt ? j : nt - 1);
+                    xs[j] = t->x + (size_t)(t->xidx ? t->xidx[bj] : bj) * t->xs;
+                    ys[j] = t->y + (size_t)(t->yidx ? t->yidx[bj] : bj) * t->ys;
                 }
                 const uint8_t *wr = w->data + (size_t)r0 * w->row_bytes;
                 for (int64_t r = r0; r < r1; r++, wr += w->row_bytes) {
                     float s4[4];
                     w->tt->vec_dot4(w->cols, s4, wr, xs);
-                    for (int j = 0; j < 4; j++) ys[j][r] = s4[j];
+                    for (int j = 0; j < nt; j++) ys[j][r] = s4[j];
                 }
             }
         for (; b < t->B; b++) {

@@ -1371,7 +1371,16 @@ static void test_vec_dot4(void **state) {
                 at->from_f32(x + (size_t)j * n, xq + (size_t)j * xb, n);
                 xs[j] = xq + (size_t)j * xb;
             }
-            float s4[4], s1;
+            float s4[4], s1, s2[2];
+            if (tt->vec_dot2) {
+                tt->vec_dot2(n, s2, wq, xs);
+                for (int j = 0; j < 2; j++) {
+                    tt->vec_dot(n, &s1, wq, xs[j]);
+                    if (memcmp(&s1, &s2[j], sizeof s1) != 0)
+                        fail_msg("%s n=%lld row %d: vec_dot2 %.9g vs vec_dot %.9g", tt->name, (long long)n, j,
+                                 (double)s2[j], (double)s1);
+                }
+            }
             tt->vec_dot4(n, s4, wq, xs);
             for (int j = 0; j < 4; j++) {
                 tt->vec_dot(n, &s1, wq, xs[j]);

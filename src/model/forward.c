@@ -78,9 +78,12 @@ static void mm_worker(void *arg, int ith, int nth) {
                     ys[j] = t->y + (size_t)(t->yidx ? t->yidx[bj] : bj) * t->ys;
                 }
                 const uint8_t *wr = w->data + (size_t)r0 * w->row_bytes;
+                /* two rows: the two-row kernel where there is one (half the work) */
+                void (*dot)(int64_t, float *, const void *, const void *const *) =
+                    nt == 2 && w->tt->vec_dot2 ? w->tt->vec_dot2 : w->tt->vec_dot4;
                 for (int64_t r = r0; r < r1; r++, wr += w->row_bytes) {
                     float s4[4];
-                    w->tt->vec_dot4(w->cols, s4, wr, xs);
+                    dot(w->cols, s4, wr, xs);
                     for (int j = 0; j < nt; j++) ys[j][r] = s4[j];
                 }
             }

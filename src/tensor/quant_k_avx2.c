@@ -241,13 +241,14 @@ EM_AVX2 void em_dot_q4_K_avx2(int64_t n, float *s, const void *w, const void *x)
 /* One Q4_K row against four Q8_K rows: the 4-bit weights and the scales are
  * unpacked once, and each output repeats em_dot_q4_K_avx2's exact operations
  * (bit-identical results). */
-EM_AVX2 void em_dot4_q4_K_avx2(int64_t n, float *s, const void *w, const void *const *x) {
+static inline __attribute__((always_inline)) EM_AVX2 void dotn_q4_K(const int NT, int64_t n, float *s, const void *w,
+                                                                       const void *const *x) {
     const em_block_q4_K *a = w;
-    const em_block_q8_K *bb[4] = {x[0], x[1], x[2], x[3]};
+    const em_block_q8_K *bb[4] = {x[0], x[1], NT > 2 ? x[2] : x[0], NT > 3 ? x[3] : x[0]};
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc[4];
     __m128 acc_m[4];
-    for (int t = 0; t < 4; t++) {
+    for (int t = 0; t < NT; t++) {
         acc[t] = _mm256_setzero_ps();
         acc_m[t] = _mm_setzero_ps();
     }
@@ -258,35 +259,37 @@ EM_AVX2 void em_dot4_q4_K_avx2(int64_t n, float *s, const void *w, const void *c
         k4_unpack(a[i].scales, u);
         uint8_t sc[8];
         memcpy(sc, u, 8);
-        _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
             const float dmin = -bb[t][i].d * admin;
             acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_prod(u, bb[t][i].bsums)), acc_m[t]);
         }
         /* 32 quants (low and high nibbles) at a time, all four tokens */
         __m256i sumi[4];
-        for (int t = 0; t < 4; t++) sumi[t] = _mm256_setzero_si256();
+        for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             const __m256i bits = ld(a[i].qs + 32 * j);
             const __m256i lo = _mm256_and_si256(bits, m4), hi = shr_mask(bits, 4, m4);
             const __m256i sl = _mm256_set1_epi16(sc[2 * j]), sh = _mm256_set1_epi16(sc[2 * j + 1]);
-            _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+            _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
                 const int8_t *qs = bb[t][i].qs + 64 * j;
                 const __m256i pl = lanes(lo, ld(qs), sl), ph = lanes(hi, ld(qs + 32), sh);
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(pl, ph));
             }
         }
-        _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
             const float d = bb[t][i].d * ad;
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
         }
     }
-    for (int t = 0; t < 4; t++) {
+    for (int t = 0; t < NT; t++) {
         __m128 m = acc_m[t];
         m = _mm_add_ps(m, _mm_movehl_ps(m, m));
         m = _mm_add_ss(m, _mm_movehdup_ps(m));
         s[t] = hsum8(acc[t]) + _mm_cvtss_f32(m);
     }
 }
+EM_AVX2 void em_dot4_q4_K_avx2(int64_t n, float *s, const void *w, const void *const *x) { dotn_q4_K(4, n, s, w, x); }
+EM_AVX2 void em_dot2_q4_K_avx2(int64_t n, float *s, const void *w, const void *const *x) { dotn_q4_K(2, n, s, w, x); }
 
 EM_AVX2 void em_dot_q5_K_avx2(int64_t n, float *s, const void *w, const void *x) {
     const em_block_q5_K *a = w;
@@ -356,19 +359,20 @@ EM_AVX2 void em_dot_q6_K_avx2(int64_t n, float *s, const void *w, const void *x)
  * unpacked once for the four, each output repeats em_dot_q6_K_avx2's
  * operations (integer sums exact in any grouping, one FMA per super-block),
  * so the results are bit-identical. */
-EM_AVX2 void em_dot4_q6_K_avx2(int64_t n, float *s, const void *w, const void *const *x) {
+static inline __attribute__((always_inline)) EM_AVX2 void dotn_q6_K(const int NT, int64_t n, float *s, const void *w,
+                                                                       const void *const *x) {
     const em_block_q6_K *a = w;
-    const em_block_q8_K *bb[4] = {x[0], x[1], x[2], x[3]};
+    const em_block_q8_K *bb[4] = {x[0], x[1], NT > 2 ? x[2] : x[0], NT > 3 ? x[3] : x[0]};
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
     __m256 acc[4];
-    for (int t = 0; t < 4; t++) acc[t] = _mm256_setzero_ps();
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / EM_QK_K; i++) {
         pf_block(&a[i], sizeof a[i]);
         const float ad = f16f(a[i].d);
         const int8_t *sc = a[i].scales;
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
         __m256i sumi[4];
-        for (int t = 0; t < 4; t++) sumi[t] = _mm256_setzero_si256();
+        for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
         for (int j = 0; j < 2; j++) {
             const __m256i l0 = ld(a[i].ql + 64 * j), l1 = ld(a[i].ql + 64 * j + 32), h = ld(a[i].qh + 32 * j);
             __m256i q[4], sp[4];
@@ -377,21 +381,23 @@ EM_AVX2 void em_dot4_q6_K_avx2(int64_t n, float *s, const void *w, const void *c
             q[2] = _mm256_or_si256(shr_mask(l0, 4, m4), _mm256_slli_epi16(shr_mask(h, 4, m3), 4));
             q[3] = _mm256_or_si256(shr_mask(l1, 4, m4), _mm256_slli_epi16(shr_mask(h, 6, m3), 4));
             for (int k = 0; k < 4; k++) sp[k] = scale_pair(sc[8 * j + 2 * k], sc[8 * j + 2 * k + 1]);
-            _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+            _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
                 const int8_t *qs = bb[t][i].qs + 128 * j;
                 _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
                     sumi[t] = _mm256_add_epi32(sumi[t], lanes(q[k], ld(qs + 32 * k), sp[k]));
             }
         }
-        _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
             const em_block_q8_K *b = bb[t];
             const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(ld(b[i].bsums), sc16), 5);
             const float d = b[i].d * ad;
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], off)), acc[t]);
         }
     }
-    for (int t = 0; t < 4; t++) s[t] = hsum8(acc[t]);
+    for (int t = 0; t < NT; t++) s[t] = hsum8(acc[t]);
 }
+EM_AVX2 void em_dot4_q6_K_avx2(int64_t n, float *s, const void *w, const void *const *x) { dotn_q6_K(4, n, s, w, x); }
+EM_AVX2 void em_dot2_q6_K_avx2(int64_t n, float *s, const void *w, const void *const *x) { dotn_q6_K(2, n, s, w, x); }
 
 #else
 typedef int em_quant_k_avx2_unused; /* keeps the translation unit non-empty */

@@ -17,11 +17,13 @@
 #endif
 
 #define ROW(t, nm, blck, bytes, vdt, to, from, dot) \
-    [t] = {t, nm, blck, bytes, vdt, to, from, dot, NULL, NULL}
+    [t] = {t, nm, blck, bytes, vdt, to, from, dot, NULL, NULL, NULL}
 #define ROW4(t, nm, blck, bytes, vdt, to, from, dot, dot4) \
-    [t] = {t, nm, blck, bytes, vdt, to, from, dot, dot4, NULL}
+    [t] = {t, nm, blck, bytes, vdt, to, from, dot, dot4, NULL, NULL}
+#define ROW42(t, nm, blck, bytes, vdt, to, from, dot, dot4, dot2) \
+    [t] = {t, nm, blck, bytes, vdt, to, from, dot, dot4, dot2, NULL}
 #define ROWG(t, nm, blck, bytes, vdt, to, from, dot, dot4, gemm) \
-    [t] = {t, nm, blck, bytes, vdt, to, from, dot, dot4, gemm}
+    [t] = {t, nm, blck, bytes, vdt, to, from, dot, dot4, NULL, gemm}
 
 static const em_type_traits scalar_table[EM_TYPE_COUNT] = {
     ROW(EM_TYPE_F32, "F32", 1, 4, EM_TYPE_F32, em_to_f32_f32, em_from_f32_f32, em_dot_f32),
@@ -59,11 +61,11 @@ static const em_type_traits avx2_table[EM_TYPE_COUNT] = {
     ROW(EM_TYPE_Q8_1, "Q8_1", 32, 36, EM_TYPE_Q8_1, em_to_f32_q8_1, em_from_f32_q8_1_avx2, em_dot_q8_1),
     ROW(EM_TYPE_Q2_K, "Q2_K", 256, 84, EM_TYPE_Q8_K, em_to_f32_q2_K, em_from_f32_q2_K, em_dot_q2_K_avx2),
     ROW(EM_TYPE_Q3_K, "Q3_K", 256, 110, EM_TYPE_Q8_K, em_to_f32_q3_K, em_from_f32_q3_K, em_dot_q3_K_avx2),
-    ROW4(EM_TYPE_Q4_K, "Q4_K", 256, 144, EM_TYPE_Q8_K, em_to_f32_q4_K, em_from_f32_q4_K, em_dot_q4_K_avx2,
-         em_dot4_q4_K_avx2),
+    ROW42(EM_TYPE_Q4_K, "Q4_K", 256, 144, EM_TYPE_Q8_K, em_to_f32_q4_K, em_from_f32_q4_K, em_dot_q4_K_avx2,
+          em_dot4_q4_K_avx2, em_dot2_q4_K_avx2),
     ROW(EM_TYPE_Q5_K, "Q5_K", 256, 176, EM_TYPE_Q8_K, em_to_f32_q5_K, em_from_f32_q5_K, em_dot_q5_K_avx2),
-    ROW4(EM_TYPE_Q6_K, "Q6_K", 256, 210, EM_TYPE_Q8_K, em_to_f32_q6_K, em_from_f32_q6_K, em_dot_q6_K_avx2,
-         em_dot4_q6_K_avx2),
+    ROW42(EM_TYPE_Q6_K, "Q6_K", 256, 210, EM_TYPE_Q8_K, em_to_f32_q6_K, em_from_f32_q6_K, em_dot_q6_K_avx2,
+          em_dot4_q6_K_avx2, em_dot2_q6_K_avx2),
     ROW(EM_TYPE_Q8_K, "Q8_K", 256, 292, EM_TYPE_Q8_K, em_to_f32_q8_K, em_from_f32_q8_K_avx2, em_dot_q8_K),
 };
 #endif

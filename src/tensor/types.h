@@ -33,6 +33,8 @@ typedef struct em_type_traits {
     /* Optional (NULL if absent): s[j] = dot(w, x[j]) for j < 4, bit-identical
      * to four vec_dot calls; decodes each weight block once for the four. */
     void (*vec_dot4)(int64_t n, float *s, const void *w, const void *const *x);
+    /* Optional: the same for two activation rows x[0], x[1] (s[0], s[1]). */
+    void (*vec_dot2)(int64_t n, float *s, const void *w, const void *const *x);
     /* Optional (NULL if absent): a tile of nr weight rows (row r at w + r *
      * wstride) times nt (1..4) activation rows: y[t][r] = dot(w row r, x[t]),
      * bit-identical to vec_dot. Decodes each weight block once for the nt

@@ -1,7 +1,8 @@
 #!/bin/sh
 # cli_browser.sh - the chat page at / in a real browser: starts `ember serve`
-# (bundled model) on a free 127.0.0.1 port and runs tests/browser/chat_test.mjs,
-# which drives Debian's headless Chromium with playwright-core: it types a
+# (bundled model, with an API key required) on a free 127.0.0.1 port and runs
+# tests/browser/chat_test.mjs, which drives Debian's headless Chromium with
+# playwright-core: it enters the key in the page's API key field, types a
 # message, clicks Send, checks that the reply streams in and that the tok/s
 # line is right, and saves a screenshot to BUILD/test-artifacts/chat.png
 # (BUILD: the folder of $EMBER). Loopback traffic only; once playwright-core
@@ -58,8 +59,10 @@ if [ ! -f "$NODE_DIR/node_modules/playwright-core/package.json" ]; then
     fi
 fi
 
-# ---- the server
-"$EMBER" serve --host 127.0.0.1 --port 0 2>"$TMP/server.log" &
+# ---- the server, with API keys: the page must ask for one and send it
+KEY=$("$EMBER" keys create --name browser --db "$TMP/keys.db" 2>"$TMP/keys.err") ||
+    { cat "$TMP/keys.err"; echo "cli_browser: keys create failed"; exit 1; }
+"$EMBER" serve --host 127.0.0.1 --port 0 --auth --db "$TMP/keys.db" 2>"$TMP/server.log" &
 SRV=$!
 PORT=""
 i=0
@@ -76,7 +79,7 @@ done
 # its children share the group, killed as one by cleanup)
 rm -f "$ART/chat.png"
 mkdir -p "$TMP/profile"
-BASE="http://127.0.0.1:$PORT" CHROMIUM="$CHROMIUM" PROFILE="$TMP/profile" SHOT="$ART/chat.png" \
+BASE="http://127.0.0.1:$PORT" CHROMIUM="$CHROMIUM" PROFILE="$TMP/profile" SHOT="$ART/chat.png" API_KEY="$KEY" \
     timeout -k 5 150 node "$NODE_DIR/chat_test.mjs" >"$TMP/test.out" 2>&1 &
 RUN=$!
 wait "$RUN"

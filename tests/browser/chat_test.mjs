@@ -16,6 +16,7 @@ const BASE = process.env.BASE;
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const PROFILE = process.env.PROFILE;
 const SHOT = process.env.SHOT;
+const API_KEY = process.env.API_KEY || ''; // set when the server runs with --auth
 if (!BASE || !PROFILE || !SHOT) throw new Error('BASE, PROFILE and SHOT must be set');
 
 let passed = 0, failed = 0;
@@ -40,7 +41,9 @@ try {
   page.on('pageerror', e => errors.push(String(e)));
   page.on('console', m => {
     // the browser's own request for /favicon.ico (the server has none) is no script error
-    if (m.type() === 'error' && !/\/favicon\.ico$/.test(m.location().url || '')) errors.push(m.text());
+    // nor is the 401 the page's first /v1/models meets before the key is entered
+    const expected401 = API_KEY && /\/v1\/models$/.test(m.location().url || '') && / 401 /.test(m.text());
+    if (m.type() === 'error' && !/\/favicon\.ico$/.test(m.location().url || '') && !expected401) errors.push(m.text());
   });
   page.on('request', r => { if (!r.url().startsWith(BASE + '/')) foreign.push(r.url()); });
 
@@ -49,6 +52,17 @@ try {
   check('the page is titled "ember chat"', (await page.title()) === 'ember chat');
   await page.waitForFunction(() => document.getElementById('model').textContent !== 'connecting...', null,
     { timeout: 15000 });
+  if (API_KEY) {
+    // a server with keys: the page says so until a key is entered in its field
+    const before = await page.textContent('#model');
+    check('without a key the page asks for one', /needs an API key/.test(before), before);
+    await page.fill('#apikey', API_KEY);
+    await page.dispatchEvent('#apikey', 'change');
+    await page.waitForFunction(() => /^stories260K/.test(document.getElementById('model').textContent), null,
+      { timeout: 15000 }).catch(() => {});
+    check('the key is kept in the browser for the next visit',
+      (await page.evaluate(() => localStorage.getItem('ember_api_key'))) === API_KEY);
+  }
   const model = await page.textContent('#model');
   check('the sidebar names the model', /^stories260K - llama/.test(model), model);
 

@@ -264,9 +264,6 @@ void em_dot_f32_avx2(int64_t n, float *s, const void *w, const void *x);
 void em_dot_f16_avx2(int64_t n, float *s, const void *w, const void *x);
 void em_dot_bf16_avx2(int64_t n, float *s, const void *w, const void *x);
 /* one weight row x four activation rows, bit-identical to four single calls */
-void em_dot4_q4_0_avx2(int64_t n, float *s, const void *w, const void *const *x);
-void em_dot4_q5_0_avx2(int64_t n, float *s, const void *w, const void *const *x);
-void em_dot4_q8_0_avx2(int64_t n, float *s, const void *w, const void *const *x);
 void em_dot4_q4_1_avx2(int64_t n, float *s, const void *w, const void *const *x);
 void em_dot4_q5_1_avx2(int64_t n, float *s, const void *w, const void *const *x);
 void em_dot4_q4_K_avx2(int64_t n, float *s, const void *w, const void *const *x);

@@ -302,9 +302,9 @@ static inline EM_AVX2 __m256i dec_q8_0(const em_block_q8_0 *b) {
 /* One weight row against four activation rows (prompt batches): the block
  * is decoded once for the four, and each output follows exactly the
  * single-row kernel's operations, so the results are bit-identical to four
- * em_dot_*_avx2 calls. For signed weights, |w| (the shared half of the sign
- * trick) is also computed once. */
-#define DEF_DOT4(name, WT, XT, SIGNED, HAS_M)                                                     \
+ * em_dot_*_avx2 calls. Only the offset formats (Q4_1, Q5_1) use it: the
+ * signed ones have row x token tiles (DEF_GEMM below). */
+#define DEF_DOT4(name, WT, XT)                                                                   \
     EM_AVX2 void em_dot4_##name##_avx2(int64_t n, float *s, const void *w, const void *const *x) { \
         const WT *a = w;                                                                           \
         const XT *b0 = x[0], *b1 = x[1], *b2 = x[2], *b3 = x[3];                                   \
@@ -315,18 +315,15 @@ static inline EM_AVX2 __m256i dec_q8_0(const em_block_q8_0 *b) {
             _mm_prefetch((const char *)&a[i] + EM_PF_DIST, _MM_HINT_T0);                            \
             const float dw = f16f(a[i].d);                                                         \
             const __m256i qx = dec_##name(&a[i]);                                                  \
-            const __m256i ux = SIGNED ? _mm256_sign_epi8(qx, qx) : qx;                             \
-            if (HAS_M) {                                                                           \
-                const float mw = f16f(QM(a[i]));                                                   \
-                m0 = fmaf(mw, f16f(QS(b0[i])), m0);                                                \
-                m1 = fmaf(mw, f16f(QS(b1[i])), m1);                                                \
-                m2 = fmaf(mw, f16f(QS(b2[i])), m2);                                                \
-                m3 = fmaf(mw, f16f(QS(b3[i])), m3);                                                \
-            }                                                                                      \
+            const float mw = f16f(QM(a[i]));                                                       \
+            m0 = fmaf(mw, f16f(QS(b0[i])), m0);                                                    \
+            m1 = fmaf(mw, f16f(QS(b1[i])), m1);                                                    \
+            m2 = fmaf(mw, f16f(QS(b2[i])), m2);                                                    \
+            m3 = fmaf(mw, f16f(QS(b3[i])), m3);                                                    \
             _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {                                 \
                 const XT *bj = j == 0 ? b0 : j == 1 ? b1 : j == 2 ? b2 : b3;                       \
                 const __m256i qy = _mm256_loadu_si256((const __m256i *)bj[i].qs);                  \
-                const __m256 lanes = dot_u8_i8(ux, SIGNED ? _mm256_sign_epi8(qy, qx) : qy);        \
+                const __m256 lanes = dot_u8_i8(qx, qy);                                          \
                 const __m256 d = _mm256_set1_ps(dw * f16f(bj[i].d));                               \
                 if (j == 0) acc0 = _mm256_fmadd_ps(d, lanes, acc0);                                \
                 else if (j == 1) acc1 = _mm256_fmadd_ps(d, lanes, acc1);                           \
@@ -334,10 +331,10 @@ static inline EM_AVX2 __m256i dec_q8_0(const em_block_q8_0 *b) {
                 else acc3 = _mm256_fmadd_ps(d, lanes, acc3);                                       \
             }                                                                                      \
         }                                                                                          \
-        s[0] = HAS_M ? hsum8(acc0) + m0 : hsum8(acc0);                                             \
-        s[1] = HAS_M ? hsum8(acc1) + m1 : hsum8(acc1);                                             \
-        s[2] = HAS_M ? hsum8(acc2) + m2 : hsum8(acc2);                                             \
-        s[3] = HAS_M ? hsum8(acc3) + m3 : hsum8(acc3);                                             \
+        s[0] = hsum8(acc0) + m0;                                                              \
+        s[1] = hsum8(acc1) + m1;                                                              \
+        s[2] = hsum8(acc2) + m2;                                                              \
+        s[3] = hsum8(acc3) + m3;                                                              \
     }
 
 /* field accessors for the offset formats (unused expansions compile away) */
@@ -346,17 +343,14 @@ static inline EM_AVX2 __m256i dec_q8_0(const em_block_q8_0 *b) {
 DEF_DOT(q4_0, em_block_q4_0, em_block_q8_0, LANES_S, 0)
 DEF_DOT(q5_0, em_block_q5_0, em_block_q8_0, LANES_S, 0)
 DEF_DOT(q8_0, em_block_q8_0, em_block_q8_0, LANES_S, 0)
-DEF_DOT4(q4_0, em_block_q4_0, em_block_q8_0, 1, 0)
-DEF_DOT4(q5_0, em_block_q5_0, em_block_q8_0, 1, 0)
-DEF_DOT4(q8_0, em_block_q8_0, em_block_q8_0, 1, 0)
 #undef QM
 #undef QS
 #define QM(blk) ((blk).m)
 #define QS(blk) ((blk).s)
 DEF_DOT(q4_1, em_block_q4_1, em_block_q8_1, LANES_U, 1)
 DEF_DOT(q5_1, em_block_q5_1, em_block_q8_1, LANES_U, 1)
-DEF_DOT4(q4_1, em_block_q4_1, em_block_q8_1, 0, 1)
-DEF_DOT4(q5_1, em_block_q5_1, em_block_q8_1, 0, 1)
+DEF_DOT4(q4_1, em_block_q4_1, em_block_q8_1)
+DEF_DOT4(q5_1, em_block_q5_1, em_block_q8_1)
 #undef QM
 #undef QS
 

@@ -22,8 +22,9 @@
     [t] = {t, nm, blck, bytes, vdt, to, from, dot, dot4, NULL, NULL}
 #define ROW42(t, nm, blck, bytes, vdt, to, from, dot, dot4, dot2) \
     [t] = {t, nm, blck, bytes, vdt, to, from, dot, dot4, dot2, NULL}
-#define ROWG(t, nm, blck, bytes, vdt, to, from, dot, dot4, gemm) \
-    [t] = {t, nm, blck, bytes, vdt, to, from, dot, dot4, NULL, gemm}
+/* types with tile kernels: gemm serves every batch size, so no dot4/dot2 */
+#define ROWG(t, nm, blck, bytes, vdt, to, from, dot, gemm) \
+    [t] = {t, nm, blck, bytes, vdt, to, from, dot, NULL, NULL, gemm}
 
 static const em_type_traits scalar_table[EM_TYPE_COUNT] = {
     ROW(EM_TYPE_F32, "F32", 1, 4, EM_TYPE_F32, em_to_f32_f32, em_from_f32_f32, em_dot_f32),
@@ -49,15 +50,15 @@ static const em_type_traits avx2_table[EM_TYPE_COUNT] = {
     ROW(EM_TYPE_F16, "F16", 1, 2, EM_TYPE_F16, em_to_f32_f16_avx2, em_from_f32_f16_avx2, em_dot_f16_avx2),
     ROW(EM_TYPE_BF16, "BF16", 1, 2, EM_TYPE_BF16, em_to_f32_bf16, em_from_f32_bf16_avx2, em_dot_bf16_avx2),
     ROWG(EM_TYPE_Q4_0, "Q4_0", 32, 18, EM_TYPE_Q8_0, em_to_f32_q4_0, em_from_f32_q4_0, em_dot_q4_0_avx2,
-         em_dot4_q4_0_avx2, em_gemm_q4_0_avx2),
+         em_gemm_q4_0_avx2),
     ROW4(EM_TYPE_Q4_1, "Q4_1", 32, 20, EM_TYPE_Q8_1, em_to_f32_q4_1, em_from_f32_q4_1, em_dot_q4_1_avx2,
          em_dot4_q4_1_avx2),
     ROWG(EM_TYPE_Q5_0, "Q5_0", 32, 22, EM_TYPE_Q8_0, em_to_f32_q5_0, em_from_f32_q5_0, em_dot_q5_0_avx2,
-         em_dot4_q5_0_avx2, em_gemm_q5_0_avx2),
+         em_gemm_q5_0_avx2),
     ROW4(EM_TYPE_Q5_1, "Q5_1", 32, 24, EM_TYPE_Q8_1, em_to_f32_q5_1, em_from_f32_q5_1, em_dot_q5_1_avx2,
          em_dot4_q5_1_avx2),
     ROWG(EM_TYPE_Q8_0, "Q8_0", 32, 34, EM_TYPE_Q8_0, em_to_f32_q8_0, em_from_f32_q8_0_avx2, em_dot_q8_0_avx2,
-         em_dot4_q8_0_avx2, em_gemm_q8_0_avx2),
+         em_gemm_q8_0_avx2),
     ROW(EM_TYPE_Q8_1, "Q8_1", 32, 36, EM_TYPE_Q8_1, em_to_f32_q8_1, em_from_f32_q8_1_avx2, em_dot_q8_1),
     ROW(EM_TYPE_Q2_K, "Q2_K", 256, 84, EM_TYPE_Q8_K, em_to_f32_q2_K, em_from_f32_q2_K, em_dot_q2_K_avx2),
     ROW(EM_TYPE_Q3_K, "Q3_K", 256, 110, EM_TYPE_Q8_K, em_to_f32_q3_K, em_from_f32_q3_K, em_dot_q3_K_avx2),

@@ -740,7 +740,8 @@ static void test_vec_dot_avx2_vs_scalar(void **state) {
 
 /* Emulation of the oracle's kernels, from ggml's source. Quantized: lane l
  * of block b holds the exact integer sum over elements 4l..4l+3,
- * accumulated with one fmaf per block; then hsum_float_8. */
+ * accumulated with one fmaf per block; then hsum_float_8. Q4_0 instead
+ * follows llama.cpp's repacked kernels (see emulate_oracle). */
 static float emu_hsum8(const float a[8]) {
     float r[4];
     for (int k = 0; k < 4; k++) r[k] = a[4 + k] + a[k];
@@ -822,6 +823,19 @@ static float emulate_oracle(const dot_case *c) {
         double sum = red; /* ggml_float */
         for (int64_t i = np; i < n; i++) sum += (double)(w[i] * x[i]);
         return (float)sum;
+    }
+    if (c->type == EM_TYPE_Q4_0) {
+        /* llama.cpp's repacked Q4_0 kernels (ggml_gemm_q4_0_8x8_q8_0): the
+         * block's exact integer sum, one fmaf per block, no lanes */
+        float acc = 0;
+        for (int64_t b = 0; b < n / 32; b++) {
+            const uint8_t *wb = (const uint8_t *)c->wq + (size_t)b * c->wt->bytes;
+            const uint8_t *xb = (const uint8_t *)c->xq + (size_t)b * c->xt->bytes;
+            int isum = 0;
+            for (int e = 0; e < 32; e++) isum += weight_int(c->type, wb, e) * ((const int8_t *)(xb + 2))[e];
+            acc = fmaf((float)isum, em_f16_to_f32(rd16(wb)) * em_f16_to_f32(rd16(xb)), acc);
+        }
+        return acc;
     }
     const bool q81 = c->wt->vec_dot_type == EM_TYPE_Q8_1;
     float acc[8] = {0}, summs = 0;
@@ -1307,6 +1321,26 @@ static float emulate_oracle_k(const dot_case *c) {
     const uint32_t type = c->type;
     float acc[8] = {0}, acc_m[4] = {0}, summs = 0;
     int Q[256], S[256], M[256];
+    if (type == EM_TYPE_Q4_K) {
+        /* llama.cpp's repacked Q4_K kernels: exact integers per super-block,
+         * one fmaf each for the scaled products and the min term */
+        float s = 0, m = 0;
+        for (int64_t i = 0; i < c->n / 256; i++) {
+            const uint8_t *wb = (const uint8_t *)c->wq + (size_t)i * c->wt->bytes;
+            const uint8_t *xb = (const uint8_t *)c->xq + (size_t)i * 292;
+            float yd;
+            memcpy(&yd, xb + Q8K_D, 4);
+            const int8_t *q8 = (const int8_t *)(xb + Q8K_QS);
+            k_emu_decode(type, wb, Q, S, M);
+            int32_t isum = 0, imin = 0;
+            for (int e = 0; e < 256; e++) isum += S[e] * Q[e] * q8[e];
+            for (int j = 0; j < 8; j++)
+                imin += M[32 * j] * (rdi16(xb + Q8K_BSUMS + 4 * j) + rdi16(xb + Q8K_BSUMS + 4 * j + 2));
+            s = fmaf((float)isum, em_f16_to_f32(rd16(wb + Q4K_D)) * yd, s);
+            m = fmaf((float)imin, em_f16_to_f32(rd16(wb + Q4K_DMIN)) * yd, m);
+        }
+        return s - m;
+    }
     for (int64_t i = 0; i < c->n / 256; i++) {
         const uint8_t *wb = (const uint8_t *)c->wq + (size_t)i * c->wt->bytes;
         const uint8_t *xb = (const uint8_t *)c->xq + (size_t)i * 292;
@@ -1394,9 +1428,10 @@ static void test_vec_dot4(void **state) {
 }
 
 
-/* gemm (rows x up to four activation rows) is bit-identical to vec_dot for
- * every row count (tile remainders) and token count, on rows of several
- * lengths; one weight matrix of 7 rows, so tiles of 2 and 3 leave rests. */
+/* gemm (rows x any number of activation rows) is bit-identical to vec_dot
+ * for every row count (tile remainders: tiles of 2, 3 and 8 rows) and token
+ * count (groups of four, and Q4_0's packed path from five tokens on), on
+ * rows of several lengths. */
 static void test_gemm_tiles(void **state) {
     (void)state;
     uint64_t seed = 777;
@@ -1407,11 +1442,11 @@ static void test_gemm_tiles(void **state) {
         n_types++;
         const em_type_traits *at = em_type_traits_get(tt->vec_dot_type);
         for (int64_t n = 256; n <= 8192; n *= 2) {
-            const int R = 7;
+            enum { R = 19, NT = 9 };
             const size_t wb = em_type_row_bytes(type, (uint64_t)n), xb = em_type_row_bytes(tt->vec_dot_type, (uint64_t)n);
             float *f = malloc(sizeof(float) * (size_t)n);
-            uint8_t *wq = malloc(wb * R), *xq = malloc(xb * 4);
-            for (int r = 0; r < R + 4; r++) {
+            uint8_t *wq = malloc(wb * R), *xq = malloc(xb * NT);
+            for (int r = 0; r < R + NT; r++) {
                 for (int64_t i = 0; i < n; i++) {
                     seed = seed * 6364136223846793005ull + 1442695040888963407ull;
                     f[i] = (float)((int64_t)(seed >> 33) % 2000 - 1000) / (r < R ? 997.0f : 311.0f);
@@ -1419,12 +1454,12 @@ static void test_gemm_tiles(void **state) {
                 if (r < R) tt->from_f32(f, wq + (size_t)r * wb, n);
                 else at->from_f32(f, xq + (size_t)(r - R) * xb, n);
             }
-            for (int nt = 1; nt <= 4; nt++)
+            for (int nt = 1; nt <= NT; nt++)
                 for (int nr = 1; nr <= R; nr++) {
-                    float out[4][7];
-                    const void *xs[4];
-                    float *ys[4];
-                    for (int t = 0; t < 4; t++) { xs[t] = xq + (size_t)t * xb; ys[t] = out[t]; }
+                    float out[NT][R];
+                    const void *xs[NT];
+                    float *ys[NT];
+                    for (int t = 0; t < NT; t++) { xs[t] = xq + (size_t)t * xb; ys[t] = out[t]; }
                     memset(out, 0xff, sizeof out);
                     tt->gemm(n, nr, wq, wb, nt, xs, ys, nr % 2 == 0); /* both the cold and the cached path */
                     for (int t = 0; t < nt; t++)
@@ -1435,8 +1470,8 @@ static void test_gemm_tiles(void **state) {
                                 fail_msg("%s n=%lld nr=%d nt=%d row %d tok %d: gemm %.9g vs vec_dot %.9g", tt->name,
                                          (long long)n, nr, nt, r, t, (double)out[t][r], (double)s1);
                         }
-                    for (int t = nt; t < 4; t++) /* nothing written past nt tokens */
-                        for (int r = 0; r < R; r++) {
+                    for (int t = 0; t < NT; t++) /* nothing written past nt tokens or nr rows */
+                        for (int r = t < nt ? nr : 0; r < R; r++) {
                             uint32_t u;
                             memcpy(&u, &out[t][r], sizeof u);
                             assert_int_equal(u, 0xffffffffu);

@@ -12,8 +12,12 @@
  *  - ember reproduces the summation order of the reference build's kernels
  *    (tinyBLAS for prompt batches, ggml_vec_dot for single tokens, its
  *    vectorized exp in softmax/SiLU, see src/tensor/dot_ggml.h). The prompt
- *    rows of every synthetic model, in every type, match to the last bit
- *    (max |d| <= 6e-8, the print precision); test_bit_exact_prompts pins that.
+ *    rows of every synthetic model, in every type but Q4_0/Q4_K, match to the last
+ *    bit (max |d| <= 6e-8, the print precision); test_bit_exact_prompts pins
+ *    that. Q4_0 and Q4_K follow llama.cpp's repacked-kernel order instead
+ *    (exact integer sums per block, one FMA per block for eight rows):
+ *    1.2e-2 (Q4_0, the same as llama.cpp with repacking on) and 1.6e-2
+ *    (Q4_K; llama.cpp repacked: 1.7e-2) from the oracle build.
  *  - With an F32 cache, prompt and decode of the F32 models match to 1e-5:
  *    bound 1e-4 (the issue's F32 tolerance).
  *  - With an F16 cache, one ulp of difference upstream can flip an F16
@@ -217,6 +221,13 @@ static void check_case(const parity_case *pc) {
 #define F32_TOL 1e-4, 1e-5, 1e-3
 #define F16_TOL 1e-3, 1e-4, 5e-3
 #define Q_TOL 2e-2, 1e-3, 2e-2
+/* Q4_K sums in the super-block order of llama.cpp's repacked kernels (see
+ * src/tensor/quant_k_avx2.c). The oracle README measures llama.cpp itself
+ * with repacking on at 1.7e-2 from the dump (synth-dense-Q4_K); one early
+ * flip of an activation rounding then shifts every later prompt row a
+ * little: measured mean 1.9e-3 (dense Q4_K, p120), so the mean bound is
+ * 3e-3 here. */
+#define Q4K_TOL 2e-2, 3e-3, 2e-2
 /* F16 experts: the quantized MoE files are bit-exact, the F16 one is off by
  * 3e-4..1e-3 from the first position, with any summation order we tried and
  * with F32 activations too, so something in llama.cpp's F16 mul_mat_id
@@ -249,18 +260,18 @@ static const parity_case cases[] = {
     {"models/synth/synth-moe-Q5_1.gguf", "synth-moe-Q5_1", Q_TOL, false},
     {"models/synth/synth-moe-Q2_K.gguf", "synth-moe-Q2_K", 2e-2, 1e-3, 3e-2, false},
     {"models/synth/synth-moe-Q3_K.gguf", "synth-moe-Q3_K", Q_TOL, false},
-    {"models/synth/synth-moe-Q4_K.gguf", "synth-moe-Q4_K", Q_TOL, false},
+    {"models/synth/synth-moe-Q4_K.gguf", "synth-moe-Q4_K", Q4K_TOL, false},
     {"models/synth/synth-moe-Q5_K.gguf", "synth-moe-Q5_K", Q_TOL, false},
     {"models/synth/synth-moe-Q6_K.gguf", "synth-moe-Q6_K", Q_TOL, false},
-    {"models/synth/synth-moe-Q4_K_M.gguf", "synth-moe-Q4_K_M", Q_TOL, false},
+    {"models/synth/synth-moe-Q4_K_M.gguf", "synth-moe-Q4_K_M", Q4K_TOL, false},
     /* decode bound 3e-2: 2-bit weights amplify the F16-cache decode flips (measured 2.03e-2) */
     {"models/synth/synth-dense-Q2_K.gguf", "synth-dense-Q2_K", 2e-2, 1e-3, 3e-2, false},
     {"models/synth/synth-dense-Q3_K.gguf", "synth-dense-Q3_K", Q_TOL, false},
-    {"models/synth/synth-dense-Q4_K.gguf", "synth-dense-Q4_K", Q_TOL, false},
+    {"models/synth/synth-dense-Q4_K.gguf", "synth-dense-Q4_K", Q4K_TOL, false},
     {"models/synth/synth-dense-Q5_K.gguf", "synth-dense-Q5_K", Q_TOL, false},
     {"models/synth/synth-dense-Q6_K.gguf", "synth-dense-Q6_K", Q_TOL, false},
-    {"models/synth/synth-dense-Q4_K_M.gguf", "synth-dense-Q4_K_M", Q_TOL, false},
-    {"models/synth/synth-rope3-Q4_K.gguf", "synth-rope3-Q4_K", Q_TOL, false},
+    {"models/synth/synth-dense-Q4_K_M.gguf", "synth-dense-Q4_K_M", Q4K_TOL, false},
+    {"models/synth/synth-rope3-Q4_K.gguf", "synth-rope3-Q4_K", Q4K_TOL, false},
 };
 
 static void test_case(void **state) { check_case((const parity_case *)*state); }
@@ -271,14 +282,17 @@ static void test_case(void **state) { check_case((const parity_case *)*state); }
  * first. */
 static void test_bit_exact_prompts(void **state) {
     (void)state;
+    /* Q4_0 and Q4_K (so Q4_K_M too) are absent on purpose: they sum in the
+     * order of llama.cpp's repacked kernels (src/tensor/quant_avx2.c,
+     * quant_k_avx2.c), not in the oracle build's lane order, for about twice
+     * the prompt speed; their files are held to Q_TOL / Q4K_TOL. */
     const char *stems[] = {"synth-dense-F32", "synth-dense-F16", "synth-dense-BF16", "synth-dense-Q8_0",
-                           "synth-dense-Q4_0", "synth-dense-Q4_1", "synth-dense-Q5_0", "synth-dense-Q5_1",
-                           "synth-rope3-F32", "synth-rope3-Q8_0", "synth-moe-Q8_0", "synth-moe-Q4_0",
+                           "synth-dense-Q4_1", "synth-dense-Q5_0", "synth-dense-Q5_1",
+                           "synth-rope3-F32", "synth-rope3-Q8_0", "synth-moe-Q8_0",
                            "synth-moe-Q4_1", "synth-moe-Q5_0", "synth-moe-Q5_1", "synth-llama4-F32",
-                           "synth-llama4-Q8_0", "synth-dense-Q2_K", "synth-dense-Q3_K", "synth-dense-Q4_K",
-                           "synth-dense-Q5_K", "synth-dense-Q6_K", "synth-dense-Q4_K_M", "synth-rope3-Q4_K",
-                           "synth-moe-Q2_K", "synth-moe-Q3_K", "synth-moe-Q4_K", "synth-moe-Q5_K",
-                           "synth-moe-Q6_K", "synth-moe-Q4_K_M"};
+                           "synth-llama4-Q8_0", "synth-dense-Q2_K", "synth-dense-Q3_K",
+                           "synth-dense-Q5_K", "synth-dense-Q6_K",
+                           "synth-moe-Q2_K", "synth-moe-Q3_K", "synth-moe-Q5_K", "synth-moe-Q6_K"};
     for (size_t i = 0; i < sizeof stems / sizeof stems[0]; i++) {
         /* the case table ran these already: reuse its measurement */
         double pmax = -1;

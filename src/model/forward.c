@@ -31,9 +31,10 @@ typedef struct {
 } mm_task;
 
 /* Weight rows per work item with a tile kernel: a multiple of its row
- * blocking (2, 3), small enough to stay in L2 while every group of four
+ * blocking (2, 3, 8), small enough to stay in L2 while every group of
  * tokens passes over it. */
 #define GEMM_TILE 48
+#define GEMM_TOKENS 64 /* tokens per tile-kernel call (it reuses what it decodes across them) */
 
 static void mm_worker(void *arg, int ith, int nth) {
     /* a static split: contiguous rows per thread stream best (a shared
@@ -47,11 +48,11 @@ static void mm_worker(void *arg, int ith, int nth) {
     em_split(n_tiles, ith, nth, &lo, &hi);
     for (long tile = lo; tile < hi; tile++) {
         int64_t r0 = tile * rows_per, r1 = r0 + rows_per < w->rows ? r0 + rows_per : w->rows;
-        if (tiled) { /* quantized weights: rows x 4-token tiles, same numbers as vec_dot */
-            for (int b = 0; b < t->B; b += 4) {
-                const int nt = t->B - b < 4 ? t->B - b : 4;
-                const void *xs[4];
-                float *ys[4];
+        if (tiled) { /* quantized weights: tile kernels, same numbers as vec_dot */
+            for (int b = 0; b < t->B; b += GEMM_TOKENS) {
+                const int nt = t->B - b < GEMM_TOKENS ? t->B - b : GEMM_TOKENS;
+                const void *xs[GEMM_TOKENS];
+                float *ys[GEMM_TOKENS];
                 for (int j = 0; j < nt; j++) {
                     xs[j] = t->x + (size_t)(t->xidx ? t->xidx[b + j] : b + j) * t->xs;
                     ys[j] = t->y + (size_t)(t->yidx ? t->yidx[b + j] : b + j) * t->ys + r0;

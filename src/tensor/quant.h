@@ -266,12 +266,11 @@ void em_dot_bf16_avx2(int64_t n, float *s, const void *w, const void *x);
 /* one weight row x four activation rows, bit-identical to four single calls */
 void em_dot4_q4_1_avx2(int64_t n, float *s, const void *w, const void *const *x);
 void em_dot4_q5_1_avx2(int64_t n, float *s, const void *w, const void *const *x);
-void em_dot4_q4_K_avx2(int64_t n, float *s, const void *w, const void *const *x);
 void em_dot4_q6_K_avx2(int64_t n, float *s, const void *w, const void *const *x);
 /* the same for two activation rows (x[0], x[1]) */
-void em_dot2_q4_K_avx2(int64_t n, float *s, const void *w, const void *const *x);
 void em_dot2_q6_K_avx2(int64_t n, float *s, const void *w, const void *const *x);
-/* nr rows x nt (1..4) activation rows (em_type_traits.gemm), bit-identical to vec_dot */
+/* nr rows x nt (any number of) activation rows (em_type_traits.gemm), bit-identical to vec_dot */
+void em_gemm_q4_K_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y, bool cold);
 void em_gemm_q4_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y, bool cold);
 void em_gemm_q5_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y, bool cold);
 void em_gemm_q8_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y, bool cold);

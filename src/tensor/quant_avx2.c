@@ -19,6 +19,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EM_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -340,7 +341,6 @@ static inline EM_AVX2 __m256i dec_q8_0(const em_block_q8_0 *b) {
 /* field accessors for the offset formats (unused expansions compile away) */
 #define QM(blk) ((blk).d)
 #define QS(blk) ((blk).d)
-DEF_DOT(q4_0, em_block_q4_0, em_block_q8_0, LANES_S, 0)
 DEF_DOT(q5_0, em_block_q5_0, em_block_q8_0, LANES_S, 0)
 DEF_DOT(q8_0, em_block_q8_0, em_block_q8_0, LANES_S, 0)
 #undef QM
@@ -354,7 +354,251 @@ DEF_DOT4(q5_1, em_block_q5_1, em_block_q8_1)
 #undef QM
 #undef QS
 
-/* ------------------------------------------------------------ gemm tiles
+/* ------------------------------------------------------------------ Q4_0
+ * Q4_0 sums each block's 32 products exactly in integers and adds them with
+ * one FMA per block, in block order:
+ *     s = fma((float)isum_k, d_w,k * d_x,k, s)    for k = 0 .. nb-1
+ * (quant_scalar.c em_dot_q4_0 is the reference). That is the shape of
+ * llama.cpp's repacked Q4_0 kernels, and it is what lets eight weight rows
+ * share one vector: with the rows in the 32-bit lanes, a block's products
+ * reduce inside each lane (no horizontal sums) and one FMA serves eight
+ * outputs. Integer sums are exact however they are grouped, so every kernel
+ * below gives the same bits as the scalar one, for any batch size. */
+
+/* 8 * (sum of the 32 activation bytes): the offset of unsigned nibbles
+ * (q - 8 = u - 8) moved to the activation side. */
+static inline EM_AVX2 int32_t q8_sum8(const em_block_q8_0 *b) {
+    const __m256i qy = _mm256_loadu_si256((const __m256i *)b->qs);
+    return 8 * hsum_i32(_mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), qy), _mm256_set1_epi16(1)));
+}
+
+EM_AVX2 void em_dot_q4_0_avx2(int64_t n, float *s, const void *w, const void *x) {
+    const em_block_q4_0 *a = w;
+    const em_block_q8_0 *b = x;
+    const int64_t nb = n / EM_QK;
+    float acc = 0.0f;
+    for (int64_t k = 0; k < nb; k++) {
+        const __m256i qy = _mm256_loadu_si256((const __m256i *)b[k].qs);
+        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(unpack_nibbles(a[k].qs), qy), _mm256_set1_epi16(1));
+        const int32_t isum = hsum_i32(p) - q8_sum8(&b[k]);
+        acc = fmaf((float)isum, f16f(a[k].d) * f16f(b[k].d), acc);
+    }
+    *s = acc;
+}
+
+/* Prefetch distance per row when eight rows stream together. Measured on
+ * 1B Q4_0 decode, 2 threads, medians of 5 alternating runs: 512 B 12 tok/s,
+ * 4 KiB 14.7, 8 KiB 15.2, 16 KiB 15.7, 32 KiB 15.3 (the one-row kernel with
+ * 4 KiB: 16.3). The window outgrows L1; L2 holds it. */
+#ifndef Q4X8_PF_DIST
+#define Q4X8_PF_DIST 16384
+#endif
+#ifndef Q4X8_HINT
+#define Q4X8_HINT _MM_HINT_T0
+#endif
+
+static inline int ld16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Eight rows' block k (row i at blk + i * ws) with the rows in the 32-bit
+ * lanes: P[g] lane i = bytes 4g..4g+3 of row i's nibbles (low nibbles:
+ * elements 4g..4g+3, high: 16+4g..16+4g+3); d lane i = row i's scale. */
+static inline __attribute__((always_inline)) EM_AVX2 void q4x8_gather(const uint8_t *blk, size_t ws, __m256i P[4],
+                                                                     __m256 *d) {
+#define Q4X8_ROWS(i, j)                                                                                   \
+    _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(blk + (i) * ws + 2))), \
+                            _mm_loadu_si128((const __m128i *)(blk + (j) * ws + 2)), 1)
+    const __m256i A = Q4X8_ROWS(0, 4), B = Q4X8_ROWS(1, 5), C = Q4X8_ROWS(2, 6), D = Q4X8_ROWS(3, 7);
+#undef Q4X8_ROWS
+    const __m256i t0 = _mm256_unpacklo_epi32(A, B), t1 = _mm256_unpackhi_epi32(A, B);
+    const __m256i t2 = _mm256_unpacklo_epi32(C, D), t3 = _mm256_unpackhi_epi32(C, D);
+    P[0] = _mm256_unpacklo_epi64(t0, t2);
+    P[1] = _mm256_unpackhi_epi64(t0, t2);
+    P[2] = _mm256_unpacklo_epi64(t1, t3);
+    P[3] = _mm256_unpackhi_epi64(t1, t3);
+    /* inserted one by one: eight 2-byte stores read back as 16 bytes would
+     * stall store forwarding (measured: decode 30% slower) */
+    __m128i h = _mm_cvtsi32_si128(ld16(blk));
+    h = _mm_insert_epi16(h, ld16(blk + ws), 1);
+    h = _mm_insert_epi16(h, ld16(blk + 2 * ws), 2);
+    h = _mm_insert_epi16(h, ld16(blk + 3 * ws), 3);
+    h = _mm_insert_epi16(h, ld16(blk + 4 * ws), 4);
+    h = _mm_insert_epi16(h, ld16(blk + 5 * ws), 5);
+    h = _mm_insert_epi16(h, ld16(blk + 6 * ws), 6);
+    h = _mm_insert_epi16(h, ld16(blk + 7 * ws), 7);
+    *d = _mm256_cvtph_ps(h);
+}
+
+static inline EM_AVX2 __m256i bcast32(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm256_set1_epi32(v);
+}
+
+/* One block of eight rows against T activation rows: acc[t] lane i +=
+ * isum(row i, token t) * (d_w,i * dx[t]). xq[t]: the token's 32 bytes,
+ * sx8[t]: 8 * their sum. Each 16-bit lane adds 8 pair sums of at most
+ * 2 * 15 * 128: below 2^15. */
+static inline __attribute__((always_inline)) EM_AVX2 void q4x8_block(const int T, const __m256i P[4], __m256 d,
+                                                                    const int8_t *const *xq, const int32_t *sx8,
+                                                                    const float *dx, __m256 acc[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256i L[4], H[4];
+    _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
+        L[g] = _mm256_and_si256(P[g], m4);
+        H[g] = _mm256_and_si256(_mm256_srli_epi16(P[g], 4), m4);
+    }
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {
+        const int8_t *q = xq[t];
+        const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(L[0], bcast32(q + 0)), _mm256_maddubs_epi16(L[1], bcast32(q + 4)));
+        const __m256i b = _mm256_add_epi16(_mm256_maddubs_epi16(L[2], bcast32(q + 8)), _mm256_maddubs_epi16(L[3], bcast32(q + 12)));
+        const __m256i c = _mm256_add_epi16(_mm256_maddubs_epi16(H[0], bcast32(q + 16)), _mm256_maddubs_epi16(H[1], bcast32(q + 20)));
+        const __m256i e = _mm256_add_epi16(_mm256_maddubs_epi16(H[2], bcast32(q + 24)), _mm256_maddubs_epi16(H[3], bcast32(q + 28)));
+        const __m256i s16 = _mm256_add_epi16(_mm256_add_epi16(a, b), _mm256_add_epi16(c, e));
+        const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(sx8[t]));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, _mm256_set1_ps(dx[t])), acc[t]);
+    }
+}
+
+/* Eight rows (row i at w + i * ws) x T tokens, gathering each block from the
+ * rows as it goes (decode and small batches). */
+static inline __attribute__((always_inline)) EM_AVX2 void q4x8_direct(const int T, int64_t nb, const uint8_t *w,
+                                                                     size_t ws, const em_block_q8_0 *const *xb,
+                                                                     const int32_t *sx8, const float *dxs,
+                                                                     float *const *y, int64_t r) {
+    __m256 acc[4];
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < nb; k++) {
+        const uint8_t *blk = w + (size_t)k * sizeof(em_block_q4_0);
+        if ((k & 1) == 0)
+            for (int i = 0; i < 8; i++) _mm_prefetch((const char *)blk + (size_t)i * ws + Q4X8_PF_DIST, Q4X8_HINT);
+        __m256i P[4];
+        __m256 d;
+        q4x8_gather(blk, ws, P, &d);
+        const int8_t *xq[4];
+        int32_t s8[4];
+        float dx[4];
+        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {
+            xq[t] = xb[t][k].qs;
+            s8[t] = sx8[(size_t)t * nb + k];
+            dx[t] = dxs[(size_t)t * nb + k];
+        }
+        q4x8_block(T, P, d, xq, s8, dx, acc);
+    }
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) _mm256_storeu_ps(y[t] + r, acc[t]);
+}
+
+/* The same from a packed copy: per block 4 x 32 bytes of P and 8 floats of
+ * d (160 bytes), gathered once and reused for every group of tokens. */
+enum { Q4X8_PACK = 160 };
+
+static inline __attribute__((always_inline)) EM_AVX2 void q4x8_packed(const int T, int64_t nb, const uint8_t *pk,
+                                                                     const em_block_q8_0 *const *xb,
+                                                                     const int32_t *sx8, const float *dxs,
+                                                                     float *const *y, int64_t r) {
+    __m256 acc[4];
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < nb; k++, pk += Q4X8_PACK) {
+        __m256i P[4];
+        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) P[g] = _mm256_load_si256((const __m256i *)pk + g);
+        const __m256 d = _mm256_load_ps((const float *)(pk + 128));
+        const int8_t *xq[4];
+        int32_t s8[4];
+        float dx[4];
+        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {
+            xq[t] = xb[t][k].qs;
+            s8[t] = sx8[(size_t)t * nb + k];
+            dx[t] = dxs[(size_t)t * nb + k];
+        }
+        q4x8_block(T, P, d, xq, s8, dx, acc);
+    }
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) _mm256_storeu_ps(y[t] + r, acc[t]);
+}
+
+/* Rows in groups of eight (the rest one at a time), any number of tokens:
+ * up to four tokens read the weights directly; more pack each group of
+ * eight rows once (160 bytes per block) and pass over the copy in groups of
+ * four tokens. Scratch: nt * nb activation sums and scales, plus the
+ * packed rows (all of them: every token group then reuses them from L2). */
+EM_AVX2 void em_gemm_q4_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x,
+                               float *const *y, bool cold) {
+    (void)cold;
+    const int64_t nb = n / EM_QK, ng = nr / 8;
+    const uint8_t *wb = w;
+    const em_block_q8_0 *const *xb = (const em_block_q8_0 *const *)x;
+    const bool pack = nt > 4 && ng > 0;
+    const size_t act = (size_t)nt * (size_t)nb * (sizeof(int32_t) + sizeof(float));
+    const size_t packed = pack ? (size_t)ng * (size_t)nb * Q4X8_PACK : 0;
+    int32_t stack_sx[2 * 1024];
+    uint8_t *heap = NULL;
+    int32_t *sx8 = stack_sx;
+    if (act > sizeof stack_sx || pack) {
+        heap = aligned_alloc(32, (packed + act + 31) & ~(size_t)31);
+        if (!heap) { /* no scratch: the single-row kernel gives the same bits */
+            for (int t = 0; t < nt; t++)
+                for (int64_t r = 0; r < nr; r++) em_dot_q4_0_avx2(n, &y[t][r], wb + (size_t)r * ws, x[t]);
+            return;
+        }
+        sx8 = (int32_t *)(heap + packed);
+    }
+    float *dxs = (float *)(sx8 + (size_t)nt * nb);
+    for (int t = 0; t < nt; t++)
+        for (int64_t k = 0; k < nb; k++) {
+            sx8[(size_t)t * nb + k] = q8_sum8(&xb[t][k]);
+            dxs[(size_t)t * nb + k] = f16f(xb[t][k].d);
+        }
+    if (pack) {
+        for (int64_t g = 0; g < ng; g++) {
+            uint8_t *pk = heap + (size_t)g * (size_t)nb * Q4X8_PACK;
+            const uint8_t *rows = wb + (size_t)g * 8 * ws;
+            for (int64_t k = 0; k < nb; k++, pk += Q4X8_PACK) {
+                const uint8_t *blk = rows + (size_t)k * sizeof(em_block_q4_0);
+                if ((k & 1) == 0)
+                    for (int i = 0; i < 8; i++) _mm_prefetch((const char *)blk + (size_t)i * ws + Q4X8_PF_DIST, Q4X8_HINT);
+                __m256i P[4];
+                __m256 d;
+                q4x8_gather(blk, ws, P, &d);
+                for (int q = 0; q < 4; q++) _mm256_store_si256((__m256i *)pk + q, P[q]);
+                _mm256_store_ps((float *)(pk + 128), d);
+            }
+        }
+        for (int t0 = 0; t0 < nt; t0 += 4) {
+            const int T = nt - t0 < 4 ? nt - t0 : 4;
+            const size_t o = (size_t)t0 * nb;
+            for (int64_t g = 0; g < ng; g++) {
+                const uint8_t *pk = heap + (size_t)g * (size_t)nb * Q4X8_PACK;
+                switch (T) {
+                case 4: q4x8_packed(4, nb, pk, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
+                case 3: q4x8_packed(3, nb, pk, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
+                case 2: q4x8_packed(2, nb, pk, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
+                default: q4x8_packed(1, nb, pk, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
+                }
+            }
+        }
+    } else {
+        for (int t0 = 0; t0 < nt; t0 += 4) {
+            const int T = nt - t0 < 4 ? nt - t0 : 4;
+            const size_t o = (size_t)t0 * nb;
+            for (int64_t g = 0; g < ng; g++) {
+                const uint8_t *rows = wb + (size_t)g * 8 * ws;
+                switch (T) {
+                case 4: q4x8_direct(4, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
+                case 3: q4x8_direct(3, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
+                case 2: q4x8_direct(2, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
+                default: q4x8_direct(1, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
+                }
+            }
+        }
+    }
+    for (int64_t r = 8 * ng; r < nr; r++)
+        for (int t = 0; t < nt; t++) em_dot_q4_0_avx2(n, &y[t][r], wb + (size_t)r * ws, x[t]);
+    free(heap);
+}
+
+/* ------------------------------------------------------- Q5_0/Q8_0 tiles
  * RM weight rows x RN activation rows per pass over the blocks, each output
  * with its own 8-lane accumulator that sees exactly the single-row kernel's
  * operations: the same int32 lanes (integer arithmetic is exact whichever
@@ -363,22 +607,18 @@ DEF_DOT4(q5_1, em_block_q5_1, em_block_q8_1)
  * what it saves is work: a weight block is decoded once for RN tokens, an
  * activation block is loaded once for RM rows, and the RM x RN scales are
  * four vector multiplies stored to the stack and broadcast from there
- * (a load, not an ALU operation).
- *
- * Q4_0 uses its nibbles unsigned (0..15, the maddubs operand) and subtracts
- * 8 * (pair sums of y), computed once per token; the signed formats use the
- * sign trick of the single-row kernel. */
+ * (a load, not an ALU operation). The formats are signed: ggml's sign trick
+ * as in the single-row kernel. */
 
 #define GEMM_MAX_NB 1024 /* activation scales kept on the stack: cols <= 32768 */
 
-enum { G_Q4_0, G_Q5_0, G_Q8_0 };
+enum { G_Q5_0, G_Q8_0 };
 
 static inline __attribute__((always_inline)) EM_AVX2 void gemm_tile(const int KIND, const int RM, const int RN,
                                                                    int64_t nb, const uint8_t *w, size_t ws,
                                                                    const void *const *x, const float *dxT,
                                                                    float *const *y, int64_t r) {
-    const size_t bw = KIND == G_Q4_0 ? sizeof(em_block_q4_0) : KIND == G_Q5_0 ? sizeof(em_block_q5_0)
-                                                                               : sizeof(em_block_q8_0);
+    const size_t bw = KIND == G_Q5_0 ? sizeof(em_block_q5_0) : sizeof(em_block_q8_0);
     __m256 acc[4][4];
     _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++)
         _Pragma("GCC unroll 4") for (int t = 0; t < RN; t++) acc[i][t] = _mm256_setzero_ps();
@@ -392,23 +632,15 @@ static inline __attribute__((always_inline)) EM_AVX2 void gemm_tile(const int KI
             if (RM == 1) _mm_prefetch((const char *)blk + EM_PF_DIST, _MM_HINT_T0); /* streaming rows */
             em_f16 d;
             memcpy(&d, blk, sizeof d);
-            if (KIND == G_Q4_0) {
-                ux[i] = unpack_nibbles(((const em_block_q4_0 *)blk)->qs);
-                qx[i] = ux[i];
-            } else {
-                qx[i] = KIND == G_Q5_0 ? dec_q5_0((const em_block_q5_0 *)blk) : dec_q8_0((const em_block_q8_0 *)blk);
-                ux[i] = _mm256_sign_epi8(qx[i], qx[i]);
-            }
+            qx[i] = KIND == G_Q5_0 ? dec_q5_0((const em_block_q5_0 *)blk) : dec_q8_0((const em_block_q8_0 *)blk);
+            ux[i] = _mm256_sign_epi8(qx[i], qx[i]);
             _mm_store_ps(prod[i], _mm_mul_ps(_mm_set1_ps(f16f(d)), dx4));
         }
         _Pragma("GCC unroll 4") for (int t = 0; t < RN; t++) {
             const em_block_q8_0 *bt = (const em_block_q8_0 *)x[t] + k;
             const __m256i qy = _mm256_loadu_si256((const __m256i *)bt->qs);
-            __m256i c = _mm256_setzero_si256();
-            if (KIND == G_Q4_0) c = _mm256_maddubs_epi16(_mm256_set1_epi8(8), qy);
             _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++) {
-                const __m256i p = KIND == G_Q4_0 ? _mm256_sub_epi16(_mm256_maddubs_epi16(ux[i], qy), c)
-                                                 : _mm256_maddubs_epi16(ux[i], _mm256_sign_epi8(qy, qx[i]));
+                const __m256i p = _mm256_maddubs_epi16(ux[i], _mm256_sign_epi8(qy, qx[i]));
                 const __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
                 acc[i][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&prod[i][t]), lanes, acc[i][t]);
             }
@@ -419,15 +651,13 @@ static inline __attribute__((always_inline)) EM_AVX2 void gemm_tile(const int KI
 }
 
 /* One activation row (decode): the single-row kernel's per-output
- * operations with fewer instructions (Q4_0: unsigned nibbles and the offset
- * correction instead of two sign operations). Called with RM = 1: weights
+ * operations. Called with RM = 1: weights
  * stream from memory here, and one sequential row at a time prefetches
  * best (RM = 2 or 4 measured 30-40% slower decode on Zen 3). */
 static inline __attribute__((always_inline)) EM_AVX2 void gemv_tile(const int KIND, const int RM, int64_t nb,
                                                                    const uint8_t *w, size_t ws, const void *x,
                                                                    float *y, int64_t r) {
-    const size_t bw = KIND == G_Q4_0 ? sizeof(em_block_q4_0) : KIND == G_Q5_0 ? sizeof(em_block_q5_0)
-                                                                               : sizeof(em_block_q8_0);
+    const size_t bw = KIND == G_Q5_0 ? sizeof(em_block_q5_0) : sizeof(em_block_q8_0);
     __m256 acc[4];
     _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++) acc[i] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
@@ -437,19 +667,12 @@ static inline __attribute__((always_inline)) EM_AVX2 void gemv_tile(const int KI
         _mm_prefetch((const char *)wr + EM_PF_DIST, _MM_HINT_T0);
         const __m256i qy = _mm256_loadu_si256((const __m256i *)xb[k].qs);
         const float dx = f16f(xb[k].d);
-        __m256i c = _mm256_setzero_si256();
-        if (KIND == G_Q4_0) c = _mm256_maddubs_epi16(_mm256_set1_epi8(8), qy);
         _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++) {
             const uint8_t *blk = wr + (size_t)i * ws;
             em_f16 d;
             memcpy(&d, blk, sizeof d);
-            __m256i p;
-            if (KIND == G_Q4_0) {
-                p = _mm256_sub_epi16(_mm256_maddubs_epi16(unpack_nibbles(((const em_block_q4_0 *)blk)->qs), qy), c);
-            } else {
-                const __m256i qx = KIND == G_Q5_0 ? dec_q5_0((const em_block_q5_0 *)blk) : dec_q8_0((const em_block_q8_0 *)blk);
-                p = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
-            }
+            const __m256i qx = KIND == G_Q5_0 ? dec_q5_0((const em_block_q5_0 *)blk) : dec_q8_0((const em_block_q8_0 *)blk);
+            const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
             const __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
             acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(f16f(d) * dx), lanes, acc[i]);
         }
@@ -470,8 +693,8 @@ static inline __attribute__((always_inline)) EM_AVX2 void gemm_rows(const int KI
 /* RM rows per tile for the main loop (registers: RM x RN accumulators plus
  * the decoded rows; the signed formats keep two vectors per row). */
 #define DEF_GEMM(name, KIND, RM, single)                                                                 \
-    EM_AVX2 void em_gemm_##name##_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt,          \
-                                       const void *const *x, float *const *y, bool cold) {               \
+    static EM_AVX2 void gemm4_##name(int64_t n, int64_t nr, const void *w, size_t ws, int nt,             \
+                                     const void *const *x, float *const *y, bool cold) {                 \
         const int64_t nb = n / EM_QK;                                                                     \
         if (nb > GEMM_MAX_NB || nt < 1 || nt > 4) {                                                       \
             for (int t = 0; t < nt; t++)                                                                  \
@@ -500,9 +723,13 @@ static inline __attribute__((always_inline)) EM_AVX2 void gemm_rows(const int KI
         case 2: gemm_rows(KIND, RM, 2, nb, nr, w, ws, x, dxT, y); break;                                  \
         default: gemm_rows(KIND, RM, 1, nb, nr, w, ws, x, dxT, y); break;                                 \
         }                                                                                                 \
+    }                                                                                                     \
+    EM_AVX2 void em_gemm_##name##_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt,          \
+                                       const void *const *x, float *const *y, bool cold) {               \
+        for (int t0 = 0; t0 < nt; t0 += 4) /* the rows stream cold only for the first four tokens */      \
+            gemm4_##name(n, nr, w, ws, nt - t0 < 4 ? nt - t0 : 4, x + t0, y + t0, cold && t0 == 0);        \
     }
 
-DEF_GEMM(q4_0, G_Q4_0, 3, em_dot_q4_0_avx2)
 DEF_GEMM(q5_0, G_Q5_0, 2, em_dot_q5_0_avx2)
 DEF_GEMM(q8_0, G_Q8_0, 2, em_dot_q8_0_avx2)
 

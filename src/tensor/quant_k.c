@@ -846,27 +846,32 @@ static inline void k4_min_prod(int32_t prod[4], const uint8_t mins[8], const int
     for (int l = 0; l < 4; l++) prod[l] = mins[2 * l] * q8s[2 * l] + mins[2 * l + 1] * q8s[2 * l + 1];
 }
 
-/* Q4_K: the min term in its own 4-lane accumulator, acc_m = fma(-d_x*dmin,
- * prod, acc_m); result hsum8(acc) + ((m0 + m2) + (m1 + m3)). */
+/* Q4_K in super-block order (the order of llama.cpp's repacked Q4_K
+ * kernels, see quant_k_avx2.c): per super-block the scaled products and the
+ * min term as exact integers, isum = sum_j sc_j * (q . x over sub-block j),
+ * imin = sum_j m_j * (x sum over sub-block j); then one FMA each into two
+ * accumulators, s = fma(isum, d_w * d_x, s), m = fma(imin, dmin_w * d_x, m);
+ * result s - m. */
 void em_dot_q4_K(int64_t n, float *s, const void *w, const void *x) {
     const em_block_q4_K *a = w;
     const em_block_q8_K *b = x;
-    float acc[8] = {0}, acc_m[4] = {0};
+    float acc = 0.0f, acc_m = 0.0f;
     int8_t q[256];
-    int16_t sc16[16];
-    uint8_t mins[8];
-    int32_t lane[8], prod[4];
     for (int64_t i = 0; i < n / EM_QK_K; i++) {
-        const float d = b[i].d * em_f16_to_f32(a[i].d);
-        const float dmin = -b[i].d * em_f16_to_f32(a[i].dmin);
-        k4_scales16(a[i].scales, sc16, mins);
-        k4_min_prod(prod, mins, b[i].bsums);
-        for (int l = 0; l < 4; l++) acc_m[l] = fmaf(dmin, (float)prod[l], acc_m[l]);
         dec_q4_K(&a[i], q);
-        k_lanes(lane, q, b[i].qs, sc16);
-        for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
+        int32_t isum = 0, imin = 0;
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, m;
+            em_k4_scale_min(j, a[i].scales, &sc, &m);
+            int32_t dot = 0;
+            for (int e = 32 * j; e < 32 * j + 32; e++) dot += q[e] * b[i].qs[e];
+            isum += sc * dot;
+            imin += m * (b[i].bsums[2 * j] + b[i].bsums[2 * j + 1]);
+        }
+        acc = fmaf((float)isum, em_f16_to_f32(a[i].d) * b[i].d, acc);
+        acc_m = fmaf((float)imin, em_f16_to_f32(a[i].dmin) * b[i].d, acc_m);
     }
-    *s = hsum8(acc) + ((acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]));
+    *s = acc - acc_m;
 }
 
 /* Q5_K: the min term summed to one integer per block ((p0 + p1) + (p2 +

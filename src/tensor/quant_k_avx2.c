@@ -17,6 +17,8 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EM_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -208,19 +210,34 @@ static inline EM_AVX2 __m128i k4_min_prod(const uint32_t u[4], const int16_t bsu
     return _mm_madd_epi16(mins, q8s);
 }
 
+static inline EM_AVX2 int32_t hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* ------------------------------------------------------------------ Q4_K
+ * Super-block order (quant_k.c em_dot_q4_K): per super-block the exact
+ * integers isum (scaled products) and imin (mins x sub-block sums of x),
+ * then s = fma(isum, d_w * d_x, s) and m = fma(imin, dmin_w * d_x, m);
+ * result s - m. That is the shape of llama.cpp's repacked Q4_K kernels and
+ * it lets eight rows share a vector (rows in the 32-bit lanes, no
+ * horizontal sums, one FMA per eight outputs); integer sums are exact in
+ * any grouping, so every kernel here gives the scalar kernel's bits. */
+
+/* One row: ggml's AVX2 loop for the integers, reduced per super-block. */
 EM_AVX2 void em_dot_q4_K_avx2(int64_t n, float *s, const void *w, const void *x) {
     const em_block_q4_K *a = w;
     const em_block_q8_K *b = x;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 acc_m = _mm_setzero_ps();
+    __m128 acc2 = _mm_setzero_ps();
+    _Static_assert(offsetof(em_block_q4_K, dmin) == offsetof(em_block_q4_K, d) + 2, "d, dmin adjacent");
     for (int64_t i = 0; i < n / EM_QK_K; i++) {
         pf_block(&a[i], sizeof a[i]);
-        const float d = b[i].d * f16f(a[i].d);
-        const float dmin = -b[i].d * f16f(a[i].dmin);
         uint32_t u[4];
         k4_unpack(a[i].scales, u);
-        acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_prod(u, b[i].bsums)), acc_m);
+        const __m128i mp = k4_min_prod(u, b[i].bsums);
         uint8_t sc[8];
         memcpy(sc, u, 8);
         __m256i sumi = _mm256_setzero_si256();
@@ -231,65 +248,190 @@ EM_AVX2 void em_dot_q4_K_avx2(int64_t n, float *s, const void *w, const void *x)
             const __m256i ph = lanes(hi, ld(b[i].qs + 64 * j + 32), _mm256_set1_epi16(sc[2 * j + 1]));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        /* both integers in one reduction, lanes (isum, imin, isum, imin),
+         * and both FMAs in one: acc2 lane 0 = s, lane 1 = m */
+        const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sumi), _mm256_extracti128_si256(sumi, 1));
+        const __m128i h = _mm_hadd_epi32(s4, mp);
+        int32_t dm;
+        memcpy(&dm, &a[i].d, sizeof dm); /* d and dmin: adjacent F16 */
+        const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dm)), _mm_set1_ps(b[i].d));
+        acc2 = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_hadd_epi32(h, h)), dd, acc2);
     }
-    acc_m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
-    acc_m = _mm_add_ss(acc_m, _mm_movehdup_ps(acc_m));
-    *s = hsum8(acc) + _mm_cvtss_f32(acc_m);
+    *s = _mm_cvtss_f32(acc2) - _mm_cvtss_f32(_mm_movehdup_ps(acc2));
 }
 
-/* One Q4_K row against four Q8_K rows: the 4-bit weights and the scales are
- * unpacked once, and each output repeats em_dot_q4_K_avx2's exact operations
- * (bit-identical results). */
-static inline __attribute__((always_inline)) EM_AVX2 void dotn_q4_K(const int NT, int64_t n, float *s, const void *w,
-                                                                       const void *const *x) {
-    const em_block_q4_K *a = w;
-    const em_block_q8_K *bb[4] = {x[0], x[1], NT > 2 ? x[2] : x[0], NT > 3 ? x[3] : x[0]};
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[4];
-    __m128 acc_m[4];
-    for (int t = 0; t < NT; t++) {
-        acc[t] = _mm256_setzero_ps();
-        acc_m[t] = _mm_setzero_ps();
+/* Eight rows' super-block packed with the rows in the 32-bit lanes:
+ *   p[c][g]  lane i = bytes 32c+4g..32c+4g+3 of row i's quants (low nibbles:
+ *            elements 64c+4g.., sub-block 2c; high: 64c+32+4g.., 2c+1)
+ *   sc[j]    lane i = scale j of row i, in both 16-bit halves (for madd)
+ *   mn[p]    lane i = mins 2p, 2p+1 of row i as two int16
+ *   d, dmin  the rows' super-block scales as floats */
+#ifndef Q4KX8_T
+#define Q4KX8_T 3 /* tokens per pass: 3 measured best on Zen 3 (4 spills registers) */
+#endif
+
+typedef struct {
+    __m256i p[4][8];
+    __m256i sc[8];
+    __m256i mn[4];
+    __m256 d, dmin;
+} q4kx8;
+
+static inline __attribute__((always_inline)) EM_AVX2 void q4kx8_pack(q4kx8 *o, const uint8_t *blk, size_t ws) {
+    for (int c = 0; c < 4; c++) {
+        __m256i r[8];
+        for (int i = 0; i < 8; i++) r[i] = ld(((const em_block_q4_K *)(blk + (size_t)i * ws))->qs + 32 * c);
+        __m256i t[8], v[8];
+        for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+            t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+        }
+        for (int h = 0; h < 8; h += 4) { /* rows h..h+3: v[h + g'] = dword group g' (and g' + 4 in the high lane) */
+            v[h + 0] = _mm256_unpacklo_epi64(t[h], t[h + 2]);
+            v[h + 1] = _mm256_unpackhi_epi64(t[h], t[h + 2]);
+            v[h + 2] = _mm256_unpacklo_epi64(t[h + 1], t[h + 3]);
+            v[h + 3] = _mm256_unpackhi_epi64(t[h + 1], t[h + 3]);
+        }
+        for (int g = 0; g < 4; g++) {
+            o->p[c][g] = _mm256_permute2x128_si256(v[g], v[4 + g], 0x20);
+            o->p[c][g + 4] = _mm256_permute2x128_si256(v[g], v[4 + g], 0x31);
+        }
     }
-    for (int64_t i = 0; i < n / EM_QK_K; i++) {
-        pf_block(&a[i], sizeof a[i]);
-        const float ad = f16f(a[i].d), admin = f16f(a[i].dmin);
+    int32_t sc[8][8], mn[4][8];
+    float d[8], dm[8];
+    for (int i = 0; i < 8; i++) {
+        const em_block_q4_K *b = (const em_block_q4_K *)(blk + (size_t)i * ws);
         uint32_t u[4];
-        k4_unpack(a[i].scales, u);
-        uint8_t sc[8];
-        memcpy(sc, u, 8);
-        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
-            const float dmin = -bb[t][i].d * admin;
-            acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_prod(u, bb[t][i].bsums)), acc_m[t]);
-        }
-        /* 32 quants (low and high nibbles) at a time, all four tokens */
-        __m256i sumi[4];
-        for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
-            const __m256i bits = ld(a[i].qs + 32 * j);
-            const __m256i lo = _mm256_and_si256(bits, m4), hi = shr_mask(bits, 4, m4);
-            const __m256i sl = _mm256_set1_epi16(sc[2 * j]), sh = _mm256_set1_epi16(sc[2 * j + 1]);
-            _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
-                const int8_t *qs = bb[t][i].qs + 64 * j;
-                const __m256i pl = lanes(lo, ld(qs), sl), ph = lanes(hi, ld(qs + 32), sh);
-                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(pl, ph));
-            }
-        }
-        _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
-            const float d = bb[t][i].d * ad;
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-        }
+        k4_unpack(b->scales, u);
+        uint8_t v[16];
+        memcpy(v, u, 16);
+        for (int j = 0; j < 8; j++) sc[j][i] = (int32_t)(v[j] | (uint32_t)v[j] << 16);
+        for (int q = 0; q < 4; q++) mn[q][i] = (int32_t)(v[8 + 2 * q] | (uint32_t)v[9 + 2 * q] << 16);
+        d[i] = f16f(b->d);
+        dm[i] = f16f(b->dmin);
     }
-    for (int t = 0; t < NT; t++) {
-        __m128 m = acc_m[t];
-        m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-        m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        s[t] = hsum8(acc[t]) + _mm_cvtss_f32(m);
+    for (int j = 0; j < 8; j++) o->sc[j] = _mm256_loadu_si256((const __m256i *)sc[j]);
+    for (int q = 0; q < 4; q++) o->mn[q] = _mm256_loadu_si256((const __m256i *)mn[q]);
+    o->d = _mm256_loadu_ps(d);
+    o->dmin = _mm256_loadu_ps(dm);
+}
+
+static inline EM_AVX2 __m256i bcast32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm256_set1_epi32(v);
+}
+
+/* One packed super-block against T tokens (x[t]: the token's Q8_K block,
+ * bs[t]: its eight sub-block sums as int16). Each 16-bit lane adds eight
+ * maddubs pairs of at most 2 * 15 * 128: below 2^15. */
+static inline __attribute__((always_inline)) EM_AVX2 void q4kx8_block(const int T, const q4kx8 *o,
+                                                                     const em_block_q8_K *const *x,
+                                                                     const __m128i *bs, __m256 acc[4],
+                                                                     __m256 accm[4]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256i isum[4];
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) isum[t] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; j++) { /* sub-block j: low nibbles of chunk j/2 for even j, high for odd */
+        const int c = j / 2, sh = 4 * (j & 1);
+        __m256i a[4];
+        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) a[t] = _mm256_setzero_si256();
+        _Pragma("GCC unroll 8") for (int g = 0; g < 8; g++) {
+            const __m256i v = shr_mask(o->p[c][g], sh, m4);
+            _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+                a[t] = _mm256_add_epi16(a[t], _mm256_maddubs_epi16(v, bcast32(x[t]->qs + 32 * j + 4 * g)));
+        }
+        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++)
+            isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(a[t], o->sc[j]));
+    }
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {
+        int32_t b4[4];
+        memcpy(b4, &bs[t], sizeof b4);
+        __m256i im = _mm256_add_epi32(_mm256_madd_epi16(o->mn[0], _mm256_set1_epi32(b4[0])),
+                                      _mm256_madd_epi16(o->mn[1], _mm256_set1_epi32(b4[1])));
+        im = _mm256_add_epi32(im, _mm256_add_epi32(_mm256_madd_epi16(o->mn[2], _mm256_set1_epi32(b4[2])),
+                                                   _mm256_madd_epi16(o->mn[3], _mm256_set1_epi32(b4[3]))));
+        const __m256 dx = _mm256_set1_ps(x[t]->d);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(o->d, dx), acc[t]);
+        accm[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(im), _mm256_mul_ps(o->dmin, dx), accm[t]);
     }
 }
-EM_AVX2 void em_dot4_q4_K_avx2(int64_t n, float *s, const void *w, const void *const *x) { dotn_q4_K(4, n, s, w, x); }
-EM_AVX2 void em_dot2_q4_K_avx2(int64_t n, float *s, const void *w, const void *const *x) { dotn_q4_K(2, n, s, w, x); }
+
+/* pf: the next group's first row (row i at pf + i * ws), fetched a super-
+ * block per step so that its memory time overlaps this group's compute;
+ * NULL: nothing to fetch. */
+static inline __attribute__((always_inline)) EM_AVX2 void q4kx8_rows(const int T, int64_t nb, const q4kx8 *pk,
+                                                                    const em_block_q8_K *const *x, const __m128i *bs,
+                                                                    float *const *y, int64_t r, const uint8_t *pf,
+                                                                    size_t ws) {
+    __m256 acc[4], accm[4];
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) acc[t] = accm[t] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < nb; k++) {
+        if (pf)
+            for (int i = 0; i < 8; i++)
+                for (int l = 0; l < (int)sizeof(em_block_q4_K); l += 64)
+                    _mm_prefetch((const char *)pf + (size_t)i * ws + (size_t)k * sizeof(em_block_q4_K) + l, _MM_HINT_T0);
+        const em_block_q8_K *xk[4];
+        __m128i bk[4];
+        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {
+            xk[t] = x[t] + k;
+            bk[t] = bs[(size_t)t * nb + k];
+        }
+        q4kx8_block(T, &pk[k], xk, bk, acc, accm);
+    }
+    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) _mm256_storeu_ps(y[t] + r, _mm256_sub_ps(acc[t], accm[t]));
+}
+
+/* nr rows x nt tokens. One token (decode) streams row by row through the
+ * single-row kernel; two or more pack each group of eight rows (1472 bytes
+ * per super-block, L1/L2-sized) and pass over the copy four tokens at a
+ * time, fetching the next group's rows meanwhile. */
+EM_AVX2 void em_gemm_q4_K_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x,
+                               float *const *y, bool cold) {
+    (void)cold;
+    const int64_t nb = n / EM_QK_K, ng = nr / 8;
+    const uint8_t *wb = w;
+    q4kx8 *pk = NULL;
+    __m128i *bs = NULL;
+    if (nt > 1 && ng > 0) {
+        pk = aligned_alloc(32, (size_t)nb * sizeof *pk);
+        bs = aligned_alloc(16, (size_t)nt * (size_t)nb * sizeof *bs);
+    }
+    if (!pk || !bs) { /* one token, few rows, or no scratch: the same bits row by row */
+        free(pk);
+        free(bs);
+        for (int64_t r = 0; r < nr; r++)
+            for (int t = 0; t < nt; t++) em_dot_q4_K_avx2(n, &y[t][r], wb + (size_t)r * ws, x[t]);
+        return;
+    }
+    const em_block_q8_K *const *xb = (const em_block_q8_K *const *)x;
+    for (int t = 0; t < nt; t++)
+        for (int64_t k = 0; k < nb; k++) {
+            const int16_t *b16 = xb[t][k].bsums;
+            bs[(size_t)t * nb + k] = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)b16),
+                                                    _mm_loadu_si128((const __m128i *)(b16 + 8)));
+        }
+    for (int64_t g = 0; g < ng; g++) {
+        const uint8_t *rows = wb + (size_t)g * 8 * ws;
+        for (int64_t k = 0; k < nb; k++) q4kx8_pack(&pk[k], rows + (size_t)k * sizeof(em_block_q4_K), ws);
+        const uint8_t *next = g + 1 < ng ? rows + 8 * ws : NULL;
+        for (int t0 = 0; t0 < nt; t0 += Q4KX8_T) {
+            const int T = nt - t0 < Q4KX8_T ? nt - t0 : Q4KX8_T;
+            const __m128i *bt = bs + (size_t)t0 * nb;
+            const uint8_t *pf = t0 == 0 ? next : NULL;
+            switch (T) {
+            case 4: q4kx8_rows(4, nb, pk, xb + t0, bt, y + t0, 8 * g, pf, ws); break;
+            case 3: q4kx8_rows(3, nb, pk, xb + t0, bt, y + t0, 8 * g, pf, ws); break;
+            case 2: q4kx8_rows(2, nb, pk, xb + t0, bt, y + t0, 8 * g, pf, ws); break;
+            default: q4kx8_rows(1, nb, pk, xb + t0, bt, y + t0, 8 * g, pf, ws); break;
+            }
+        }
+    }
+    for (int64_t r = 8 * ng; r < nr; r++)
+        for (int t = 0; t < nt; t++) em_dot_q4_K_avx2(n, &y[t][r], wb + (size_t)r * ws, x[t]);
+    free(pk);
+    free(bs);
+}
 
 EM_AVX2 void em_dot_q5_K_avx2(int64_t n, float *s, const void *w, const void *x) {
     const em_block_q5_K *a = w;

@@ -432,17 +432,22 @@ static inline void nibbles5(int8_t q[32], const uint8_t qs[16], const uint8_t qh
     }
 }
 
+/* Q4_0 in block order (the order of llama.cpp's repacked Q4_0 kernels, see
+ * quant_avx2.c): each block's products summed exactly as integers, then one
+ * FMA per block into a single accumulator. */
 void em_dot_q4_0(int64_t n, float *s, const void *w, const void *x) {
     const em_block_q4_0 *a = w;
     const em_block_q8_0 *b = x;
     const int64_t nb = n / EM_QK;
-    float acc[8] = {0};
+    float acc = 0.0f;
     int8_t q[32];
     for (int64_t i = 0; i < nb; i++) {
         nibbles(q, a[i].qs, 8);
-        block_lanes(acc, em_f16_to_f32(a[i].d) * em_f16_to_f32(b[i].d), q, b[i].qs);
+        int32_t isum = 0;
+        for (int e = 0; e < 32; e++) isum += q[e] * b[i].qs[e];
+        acc = fmaf((float)isum, em_f16_to_f32(a[i].d) * em_f16_to_f32(b[i].d), acc);
     }
-    *s = hsum8(acc);
+    *s = acc;
 }
 
 void em_dot_q4_1(int64_t n, float *s, const void *w, const void *x) {

@@ -35,11 +35,13 @@ typedef struct em_type_traits {
     void (*vec_dot4)(int64_t n, float *s, const void *w, const void *const *x);
     /* Optional: the same for two activation rows x[0], x[1] (s[0], s[1]). */
     void (*vec_dot2)(int64_t n, float *s, const void *w, const void *const *x);
-    /* Optional (NULL if absent): a tile of nr weight rows (row r at w + r *
-     * wstride) times nt (1..4) activation rows: y[t][r] = dot(w row r, x[t]),
-     * bit-identical to vec_dot. Decodes each weight block once for the nt
+    /* Optional (NULL if absent): nr weight rows (row r at w + r * wstride)
+     * times nt >= 1 activation rows: y[t][r] = dot(w row r, x[t]),
+     * bit-identical to vec_dot. Decodes each weight block once for several
      * tokens and each activation block once for several rows. `cold`: the
-     * rows are not in cache (first pass over them), so stream one at a time. */
+     * rows are not in cache (first pass over them), so stream one at a time
+     * (the tile kernels of Q5_0/Q8_0; Q4_0/Q4_K decide for themselves). May
+     * allocate scratch; without it falls back to vec_dot, same bits. */
     void (*gemm)(int64_t n, int64_t nr, const void *w, size_t wstride, int nt, const void *const *x, float *const *y,
                  bool cold);
 } em_type_traits;

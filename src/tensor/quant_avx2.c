@@ -444,14 +444,14 @@ static inline EM_AVX2 __m256i bcast32(const int8_t *p) {
  * 2 * 15 * 128: below 2^15. */
 static inline __attribute__((always_inline)) EM_AVX2 void q4x8_block(const int T, const __m256i P[4], __m256 d,
                                                                     const int8_t *const *xq, const int32_t *sx8,
-                                                                    const float *dx, __m256 acc[4]) {
+                                                                    const float *dx, __m256 acc[8]) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     __m256i L[4], H[4];
     _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) {
         L[g] = _mm256_and_si256(P[g], m4);
         H[g] = _mm256_and_si256(_mm256_srli_epi16(P[g], 4), m4);
     }
-    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {
+    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {
         const int8_t *q = xq[t];
         const __m256i a = _mm256_add_epi16(_mm256_maddubs_epi16(L[0], bcast32(q + 0)), _mm256_maddubs_epi16(L[1], bcast32(q + 4)));
         const __m256i b = _mm256_add_epi16(_mm256_maddubs_epi16(L[2], bcast32(q + 8)), _mm256_maddubs_epi16(L[3], bcast32(q + 12)));
@@ -469,8 +469,8 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_direct(const int 
                                                                      size_t ws, const em_block_q8_0 *const *xb,
                                                                      const int32_t *sx8, const float *dxs,
                                                                      float *const *y, int64_t r) {
-    __m256 acc[4];
-    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    __m256 acc[8];
+    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t k = 0; k < nb; k++) {
         const uint8_t *blk = w + (size_t)k * sizeof(em_block_q4_0);
         if ((k & 1) == 0)
@@ -478,17 +478,17 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_direct(const int 
         __m256i P[4];
         __m256 d;
         q4x8_gather(blk, ws, P, &d);
-        const int8_t *xq[4];
-        int32_t s8[4];
-        float dx[4];
-        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {
+        const int8_t *xq[8];
+        int32_t s8[8];
+        float dx[8];
+        _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {
             xq[t] = xb[t][k].qs;
             s8[t] = sx8[(size_t)t * nb + k];
             dx[t] = dxs[(size_t)t * nb + k];
         }
         q4x8_block(T, P, d, xq, s8, dx, acc);
     }
-    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) _mm256_storeu_ps(y[t] + r, acc[t]);
+    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) _mm256_storeu_ps(y[t] + r, acc[t]);
 }
 
 /* The same from a packed copy: per block 4 x 32 bytes of P and 8 floats of
@@ -502,7 +502,7 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_packed(const int 
                                                                      const int32_t *sx8, const float *dxs,
                                                                      float *const *y, int64_t r, const uint8_t *pf,
                                                                      size_t ws) {
-    __m256 acc[4];
+    __m256 acc[8];
     _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t k = 0; k < nb; k++, pk += Q4X8_PACK) {
         if (pf && (k & 3) == 0) /* the next group, four blocks (72 bytes) per row at a time */
@@ -590,18 +590,20 @@ EM_AVX2 void em_gemm_q4_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, 
             }
         }
     } else {
-        for (int t0 = 0; t0 < nt; t0 += 4) {
-            const int T = nt - t0 < 4 ? nt - t0 : 4;
+        for (int t0 = 0; t0 < nt;) {
+            const int T = nt - t0 >= 8 ? 8 : nt - t0 < 4 ? nt - t0 : 4; /* eight at once: one gather */
             const size_t o = (size_t)t0 * nb;
             for (int64_t g = 0; g < ng; g++) {
                 const uint8_t *rows = wb + (size_t)g * 8 * ws;
                 switch (T) {
+                case 8: q4x8_direct(8, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
                 case 4: q4x8_direct(4, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
                 case 3: q4x8_direct(3, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
                 case 2: q4x8_direct(2, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
                 default: q4x8_direct(1, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
                 }
             }
+            t0 += T;
         }
     }
     for (int64_t r = 8 * ng; r < nr; r++)

@@ -503,7 +503,7 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_packed(const int 
                                                                      float *const *y, int64_t r, const uint8_t *pf,
                                                                      size_t ws) {
     __m256 acc[8];
-    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t k = 0; k < nb; k++, pk += Q4X8_PACK) {
         if (pf && (k & 3) == 0) /* the next group, four blocks (72 bytes) per row at a time */
             for (int i = 0; i < 8; i++)
@@ -511,19 +511,19 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_packed(const int 
                     _mm_prefetch((const char *)pf + (size_t)i * ws + (size_t)k * sizeof(em_block_q4_0) + 64 * l,
                                  _MM_HINT_T0);
         __m256i P[4];
-        _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) P[g] = _mm256_load_si256((const __m256i *)pk + g);
+        _Pragma("GCC unroll 8") for (int g = 0; g < 4; g++) P[g] = _mm256_load_si256((const __m256i *)pk + g);
         const __m256 d = _mm256_load_ps((const float *)(pk + 128));
-        const int8_t *xq[4];
-        int32_t s8[4];
-        float dx[4];
-        _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {
+        const int8_t *xq[8];
+        int32_t s8[8];
+        float dx[8];
+        _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {
             xq[t] = xb[t][k].qs;
             s8[t] = sx8[(size_t)t * nb + k];
             dx[t] = dxs[(size_t)t * nb + k];
         }
         q4x8_block(T, P, d, xq, s8, dx, acc);
     }
-    _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) _mm256_storeu_ps(y[t] + r, acc[t]);
+    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) _mm256_storeu_ps(y[t] + r, acc[t]);
 }
 
 /* Up to this many tokens gather straight from the rows (one gather per four
@@ -577,16 +577,18 @@ EM_AVX2 void em_gemm_q4_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, 
                 _mm256_store_ps((float *)(pk + 128), d);
             }
             const uint8_t *next = g + 1 < ng ? rows + 8 * ws : NULL;
-            for (int t0 = 0; t0 < nt; t0 += 4) {
-                const int T = nt - t0 < 4 ? nt - t0 : 4;
+            for (int t0 = 0; t0 < nt;) {
+                const int T = nt - t0 >= 8 ? 8 : nt - t0 < 4 ? nt - t0 : 4;
                 const size_t o = (size_t)t0 * nb;
                 const uint8_t *pf = t0 == 0 ? next : NULL;
                 switch (T) {
+                case 8: q4x8_packed(8, nb, heap, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g, pf, ws); break;
                 case 4: q4x8_packed(4, nb, heap, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g, pf, ws); break;
                 case 3: q4x8_packed(3, nb, heap, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g, pf, ws); break;
                 case 2: q4x8_packed(2, nb, heap, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g, pf, ws); break;
                 default: q4x8_packed(1, nb, heap, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g, pf, ws); break;
                 }
+                t0 += T;
             }
         }
     } else {

@@ -576,7 +576,7 @@ EM_AVX2 void em_gemm_q4_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, 
                 for (int q = 0; q < 4; q++) _mm256_store_si256((__m256i *)pk + q, P[q]);
                 _mm256_store_ps((float *)(pk + 128), d);
             }
-            const uint8_t *next = g + 1 < ng ? rows + 8 * ws : NULL;
+            const uint8_t *next = rows + 8 * ws; /* past the last group too: the next call's rows (a prefetch never faults) */
             for (int t0 = 0; t0 < nt;) {
                 const int T = nt - t0 >= 8 ? 8 : nt - t0 < 4 ? nt - t0 : 4;
                 const size_t o = (size_t)t0 * nb;

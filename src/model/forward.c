@@ -383,24 +383,53 @@ static em_weight expert_slice(const em_weight *w, int e) {
  * stream once for all the tokens that picked it, and unchosen experts are
  * never touched. Output row j = t * K + k (token t, k-th choice). ggml's
  * mul_mat_id always runs the single-token (vec_dot) kernels. */
-static void experts_matmul(em_ctx *c, const em_weight *stack, const uint8_t *xq, size_t xs, const int32_t *sel,
-                           int n, int K, bool x_per_choice, float *y, size_t ys) {
+/* Several matmuls in one dispatch: each thread does its share of each in
+ * turn (they write disjoint outputs), one wake-up and one barrier in all. */
+#define MM_BATCH 16
+typedef struct {
+    mm_task t[MM_BATCH];
+    em_weight w[MM_BATCH];
+    int n;
+} mm_batch;
+
+static void mm_batch_worker(void *arg, int ith, int nth) {
+    mm_batch *b = arg;
+    for (int i = 0; i < b->n; i++) mm_worker(&b->t[i], ith, nth);
+}
+
+/* nw (1 or 2) stacked weights that share the input xq (up and gate), each
+ * with its output y[w]; all chosen experts of both in as few dispatches as
+ * MM_BATCH allows. */
+static void experts_matmul(em_ctx *c, int nw, const em_weight *const *stack, float *const *y, const uint8_t *xq,
+                           size_t xs, const int32_t *sel, int n, int K, bool x_per_choice, size_t ys) {
     const int X = (int)c->m->hp.n_expert;
+    /* each (token, choice) belongs to one expert: the experts' index lists
+     * lie one after another in the n * K entries */
     int32_t *xidx = c->moe_idx, *yidx = c->moe_idx + (size_t)n * K;
+    mm_batch b;
+    b.n = 0;
+    int off = 0;
     for (int e = 0; e < X; e++) {
         int cnt = 0;
         for (int j = 0; j < n * K; j++)
             if (sel[j] == e) {
-                xidx[cnt] = x_per_choice ? j : j / K;
-                yidx[cnt] = j;
+                xidx[off + cnt] = x_per_choice ? j : j / K;
+                yidx[off + cnt] = j;
                 cnt++;
             }
         if (!cnt) continue;
-        em_weight we = expert_slice(stack, e);
-        c->expert_bytes += (uint64_t)we.rows * we.row_bytes;
-        mm_task t = {&we, c->zeros, false, xq, xs, cnt, y, ys, xidx, yidx};
-        em_pool_run(c->pool, mm_worker, &t);
+        if (b.n + nw > MM_BATCH) {
+            em_pool_run(c->pool, mm_batch_worker, &b);
+            b.n = 0;
+        }
+        for (int w = 0; w < nw; w++, b.n++) {
+            b.w[b.n] = expert_slice(stack[w], e);
+            c->expert_bytes += (uint64_t)b.w[b.n].rows * b.w[b.n].row_bytes;
+            b.t[b.n] = (mm_task){&b.w[b.n], c->zeros, false, xq, xs, cnt, y[w], ys, xidx + off, yidx + off};
+        }
+        off += cnt;
     }
+    if (b.n) em_pool_run(c->pool, mm_batch_worker, &b);
 }
 
 static void ffn_moe(em_ctx *c, const em_layer *L, int n, const uint8_t *ord) {
@@ -456,20 +485,25 @@ static void ffn_moe(em_ctx *c, const em_layer *L, int n, const uint8_t *ord) {
         for (int j = 0; j < n * K; j++)
             for (size_t d = 0; d < E; d++) c->moe_in[(size_t)j * E + d] = c->xb[(size_t)(j / K) * E + d] * wts[j];
         xq = prepare_act(c, &L->ffn_up_exps, c->moe_in, E, n * K, &st);
-        experts_matmul(c, &L->ffn_up_exps, xq, st, sel, n, K, true, c->hb2, FE);
-        if (L->ffn_gate_exps.tt->vec_dot_type != L->ffn_up_exps.tt->vec_dot_type)
-            xq = prepare_act(c, &L->ffn_gate_exps, c->moe_in, E, n * K, &st);
-        experts_matmul(c, &L->ffn_gate_exps, xq, st, sel, n, K, true, c->hb, FE);
     } else {
         xq = prepare_act(c, &L->ffn_up_exps, c->xb, E, n, &st);
-        experts_matmul(c, &L->ffn_up_exps, xq, st, sel, n, K, false, c->hb2, FE);
-        if (L->ffn_gate_exps.tt->vec_dot_type != L->ffn_up_exps.tt->vec_dot_type)
-            xq = prepare_act(c, &L->ffn_gate_exps, c->xb, E, n, &st);
-        experts_matmul(c, &L->ffn_gate_exps, xq, st, sel, n, K, false, c->hb, FE);
+    }
+    /* up and gate in one pass over the chosen experts when they take the
+     * same activation format (prepare_act reuses one buffer) */
+    const em_weight *ug[2] = {&L->ffn_up_exps, &L->ffn_gate_exps};
+    float *ugy[2] = {c->hb2, c->hb};
+    if (L->ffn_gate_exps.tt->vec_dot_type == L->ffn_up_exps.tt->vec_dot_type) {
+        experts_matmul(c, 2, ug, ugy, xq, st, sel, n, K, sigmoid, FE);
+    } else {
+        experts_matmul(c, 1, &ug[0], &ugy[0], xq, st, sel, n, K, sigmoid, FE);
+        xq = prepare_act(c, &L->ffn_gate_exps, sigmoid ? c->moe_in : c->xb, E, sigmoid ? n * K : n, &st);
+        experts_matmul(c, 1, &ug[1], &ugy[1], xq, st, sel, n, K, sigmoid, FE);
     }
     swiglu(c->hb, c->hb2, n * K, FE);
     xq = prepare_act(c, &L->ffn_down_exps, c->hb, FE, n * K, &st);
-    experts_matmul(c, &L->ffn_down_exps, xq, st, sel, n, K, true, c->moe_out, E);
+    const em_weight *down = &L->ffn_down_exps;
+    float *down_y = c->moe_out;
+    experts_matmul(c, 1, &down, &down_y, xq, st, sel, n, K, true, E);
     /* (Mixtral: weight each expert's output,) add them in choice order; the
      * sum lands in row t*K of moe_out */
     for (int t = 0; t < n; t++) {

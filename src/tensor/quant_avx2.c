@@ -463,21 +463,39 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_block(const int T
     }
 }
 
-/* Eight rows (row i at w + i * ws) x T tokens, gathering each block from the
- * rows as it goes (decode and small batches). */
-static inline __attribute__((always_inline)) EM_AVX2 void q4x8_direct(const int T, int64_t nb, const uint8_t *w,
-                                                                     size_t ws, const em_block_q8_0 *const *xb,
-                                                                     const int32_t *sx8, const float *dxs,
-                                                                     float *const *y, int64_t r) {
+/* Eight rows x T tokens over all nb blocks. PACKED: src is the group's
+ * packed copy (per block 4 x 32 bytes of P and 8 floats of d, 160 bytes,
+ * gathered once and reused for every group of tokens), and pf, if not NULL,
+ * the next group's first row (row i at pf + i * ws), fetched block by block
+ * so its memory time overlaps this compute. Otherwise src is the group's
+ * first row and each block is gathered from the rows as it goes. */
+enum { Q4X8_PACK = 160 };
+
+static inline __attribute__((always_inline)) EM_AVX2 void q4x8_rows(const int T, const bool PACKED, int64_t nb,
+                                                                   const uint8_t *src, size_t ws, const uint8_t *pf,
+                                                                   const em_block_q8_0 *const *xb,
+                                                                   const int32_t *sx8, const float *dxs,
+                                                                   float *const *y, int64_t r) {
     __m256 acc[8];
     _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t k = 0; k < nb; k++) {
-        const uint8_t *blk = w + (size_t)k * sizeof(em_block_q4_0);
-        if ((k & 1) == 0)
-            for (int i = 0; i < 8; i++) _mm_prefetch((const char *)blk + (size_t)i * ws + Q4X8_PF_DIST, Q4X8_HINT);
         __m256i P[4];
         __m256 d;
-        q4x8_gather(blk, ws, P, &d);
+        if (PACKED) {
+            const uint8_t *pk = src + (size_t)k * Q4X8_PACK;
+            if (pf && (k & 3) == 0) /* the next group, four blocks (72 bytes) per row at a time */
+                for (int i = 0; i < 8; i++)
+                    for (int l = 0; l < 2; l++)
+                        _mm_prefetch((const char *)pf + (size_t)i * ws + (size_t)k * sizeof(em_block_q4_0) + 64 * l,
+                                     _MM_HINT_T0);
+            _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) P[g] = _mm256_load_si256((const __m256i *)pk + g);
+            d = _mm256_load_ps((const float *)(pk + 128));
+        } else {
+            const uint8_t *blk = src + (size_t)k * sizeof(em_block_q4_0);
+            if ((k & 1) == 0)
+                for (int i = 0; i < 8; i++) _mm_prefetch((const char *)blk + (size_t)i * ws + Q4X8_PF_DIST, Q4X8_HINT);
+            q4x8_gather(blk, ws, P, &d);
+        }
         const int8_t *xq[8];
         int32_t s8[8];
         float dx[8];
@@ -491,39 +509,31 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_direct(const int 
     _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) _mm256_storeu_ps(y[t] + r, acc[t]);
 }
 
-/* The same from a packed copy: per block 4 x 32 bytes of P and 8 floats of
- * d (160 bytes), gathered once and reused for every group of tokens. pf:
- * the next group's first row (row i at pf + i * ws), fetched block by block
- * so its memory time overlaps this group's compute; NULL: nothing. */
-enum { Q4X8_PACK = 160 };
-
-static inline __attribute__((always_inline)) EM_AVX2 void q4x8_packed(const int T, int64_t nb, const uint8_t *pk,
-                                                                     const em_block_q8_0 *const *xb,
-                                                                     const int32_t *sx8, const float *dxs,
-                                                                     float *const *y, int64_t r, const uint8_t *pf,
-                                                                     size_t ws) {
-    __m256 acc[8];
-    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < nb; k++, pk += Q4X8_PACK) {
-        if (pf && (k & 3) == 0) /* the next group, four blocks (72 bytes) per row at a time */
-            for (int i = 0; i < 8; i++)
-                for (int l = 0; l < 2; l++)
-                    _mm_prefetch((const char *)pf + (size_t)i * ws + (size_t)k * sizeof(em_block_q4_0) + 64 * l,
-                                 _MM_HINT_T0);
-        __m256i P[4];
-        _Pragma("GCC unroll 8") for (int g = 0; g < 4; g++) P[g] = _mm256_load_si256((const __m256i *)pk + g);
-        const __m256 d = _mm256_load_ps((const float *)(pk + 128));
-        const int8_t *xq[8];
-        int32_t s8[8];
-        float dx[8];
-        _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {
-            xq[t] = xb[t][k].qs;
-            s8[t] = sx8[(size_t)t * nb + k];
-            dx[t] = dxs[(size_t)t * nb + k];
+/* One group of eight rows (outputs r..r+7) for all nt tokens: eight at a
+ * time while eight are left (one gather or pack read for all of them), then
+ * four, then the rest. pf (packed only) goes with the first pass. */
+static inline __attribute__((always_inline)) EM_AVX2 void q4x8_group(const bool packed, int nt, int64_t nb,
+                                                                    const uint8_t *src, size_t ws, const uint8_t *pf,
+                                                                    const em_block_q8_0 *const *xb,
+                                                                    const int32_t *sx8, const float *dxs,
+                                                                    float *const *y, int64_t r) {
+    for (int t0 = 0; t0 < nt;) {
+        const int T = nt - t0 >= 8 ? 8 : nt - t0 < 4 ? nt - t0 : 4;
+        const size_t o = (size_t)t0 * nb;
+        const uint8_t *p = t0 == 0 ? pf : NULL;
+#define Q4X8_PASS(TT)                                                                                 \
+    (packed ? q4x8_rows(TT, true, nb, src, ws, p, xb + t0, sx8 + o, dxs + o, y + t0, r)               \
+            : q4x8_rows(TT, false, nb, src, ws, NULL, xb + t0, sx8 + o, dxs + o, y + t0, r))
+        switch (T) {
+        case 8: Q4X8_PASS(8); break;
+        case 4: Q4X8_PASS(4); break;
+        case 3: Q4X8_PASS(3); break;
+        case 2: Q4X8_PASS(2); break;
+        default: Q4X8_PASS(1); break;
         }
-        q4x8_block(T, P, d, xq, s8, dx, acc);
+#undef Q4X8_PASS
+        t0 += T;
     }
-    _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) _mm256_storeu_ps(y[t] + r, acc[t]);
 }
 
 /* Up to this many tokens gather straight from the rows (one gather per four
@@ -565,48 +575,22 @@ EM_AVX2 void em_gemm_q4_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, 
             sx8[(size_t)t * nb + k] = q8_sum8(&xb[t][k]);
             dxs[(size_t)t * nb + k] = f16f(xb[t][k].d);
         }
-    if (pack) { /* one group at a time, the next group's rows fetched while this one computes */
-        for (int64_t g = 0; g < ng; g++) {
-            const uint8_t *rows = wb + (size_t)g * 8 * ws;
-            uint8_t *pk = heap;
-            for (int64_t k = 0; k < nb; k++, pk += Q4X8_PACK) {
-                __m256i P[4];
-                __m256 d;
-                q4x8_gather(rows + (size_t)k * sizeof(em_block_q4_0), ws, P, &d);
-                for (int q = 0; q < 4; q++) _mm256_store_si256((__m256i *)pk + q, P[q]);
-                _mm256_store_ps((float *)(pk + 128), d);
-            }
-            const uint8_t *next = rows + 8 * ws; /* past the last group too: the next call's rows (a prefetch never faults) */
-            for (int t0 = 0; t0 < nt;) {
-                const int T = nt - t0 >= 8 ? 8 : nt - t0 < 4 ? nt - t0 : 4;
-                const size_t o = (size_t)t0 * nb;
-                const uint8_t *pf = t0 == 0 ? next : NULL;
-                switch (T) {
-                case 8: q4x8_packed(8, nb, heap, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g, pf, ws); break;
-                case 4: q4x8_packed(4, nb, heap, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g, pf, ws); break;
-                case 3: q4x8_packed(3, nb, heap, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g, pf, ws); break;
-                case 2: q4x8_packed(2, nb, heap, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g, pf, ws); break;
-                default: q4x8_packed(1, nb, heap, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g, pf, ws); break;
-                }
-                t0 += T;
-            }
+    for (int64_t g = 0; g < ng; g++) {
+        const uint8_t *rows = wb + (size_t)g * 8 * ws;
+        if (!pack) {
+            q4x8_group(false, nt, nb, rows, ws, NULL, xb, sx8, dxs, y, 8 * g);
+            continue;
         }
-    } else {
-        for (int t0 = 0; t0 < nt;) {
-            const int T = nt - t0 >= 8 ? 8 : nt - t0 < 4 ? nt - t0 : 4; /* eight at once: one gather */
-            const size_t o = (size_t)t0 * nb;
-            for (int64_t g = 0; g < ng; g++) {
-                const uint8_t *rows = wb + (size_t)g * 8 * ws;
-                switch (T) {
-                case 8: q4x8_direct(8, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
-                case 4: q4x8_direct(4, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
-                case 3: q4x8_direct(3, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
-                case 2: q4x8_direct(2, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
-                default: q4x8_direct(1, nb, rows, ws, xb + t0, sx8 + o, dxs + o, y + t0, 8 * g); break;
-                }
-            }
-            t0 += T;
+        /* pack this group; the next group's rows are fetched while it computes
+         * (past the last group too: the next call's rows; a prefetch never faults) */
+        for (int64_t k = 0; k < nb; k++) {
+            __m256i P[4];
+            __m256 d;
+            q4x8_gather(rows + (size_t)k * sizeof(em_block_q4_0), ws, P, &d);
+            for (int q = 0; q < 4; q++) _mm256_store_si256((__m256i *)(heap + (size_t)k * Q4X8_PACK) + q, P[q]);
+            _mm256_store_ps((float *)(heap + (size_t)k * Q4X8_PACK + 128), d);
         }
+        q4x8_group(true, nt, nb, heap, ws, rows + 8 * ws, xb, sx8, dxs, y, 8 * g);
     }
     for (int64_t r = 8 * ng; r < nr; r++)
         for (int t = 0; t < nt; t++) em_dot_q4_0_avx2(n, &y[t][r], wb + (size_t)r * ws, x[t]);

@@ -1319,28 +1319,9 @@ static void k_emu_decode(uint32_t type, const uint8_t *b, int Q[256], int S[256]
 
 static float emulate_oracle_k(const dot_case *c) {
     const uint32_t type = c->type;
-    float acc[8] = {0}, acc_m[4] = {0}, summs = 0;
+    float acc[8] = {0}, summs = 0;
     int Q[256], S[256], M[256];
-    if (type == EM_TYPE_Q4_K) {
-        /* llama.cpp's repacked Q4_K kernels: exact integers per super-block,
-         * one fmaf each for the scaled products and the min term */
-        float s = 0, m = 0;
-        for (int64_t i = 0; i < c->n / 256; i++) {
-            const uint8_t *wb = (const uint8_t *)c->wq + (size_t)i * c->wt->bytes;
-            const uint8_t *xb = (const uint8_t *)c->xq + (size_t)i * 292;
-            float yd;
-            memcpy(&yd, xb + Q8K_D, 4);
-            const int8_t *q8 = (const int8_t *)(xb + Q8K_QS);
-            k_emu_decode(type, wb, Q, S, M);
-            int32_t isum = 0, imin = 0;
-            for (int e = 0; e < 256; e++) isum += S[e] * Q[e] * q8[e];
-            for (int j = 0; j < 8; j++)
-                imin += M[32 * j] * (rdi16(xb + Q8K_BSUMS + 4 * j) + rdi16(xb + Q8K_BSUMS + 4 * j + 2));
-            s = fmaf((float)isum, em_f16_to_f32(rd16(wb + Q4K_D)) * yd, s);
-            m = fmaf((float)imin, em_f16_to_f32(rd16(wb + Q4K_DMIN)) * yd, m);
-        }
-        return s - m;
-    }
+    float s4k = 0, m4k = 0; /* Q4_K */
     for (int64_t i = 0; i < c->n / 256; i++) {
         const uint8_t *wb = (const uint8_t *)c->wq + (size_t)i * c->wt->bytes;
         const uint8_t *xb = (const uint8_t *)c->xq + (size_t)i * 292;
@@ -1352,27 +1333,34 @@ static float emulate_oracle_k(const dot_case *c) {
         k_emu_decode(type, wb, Q, S, M);
         int32_t lane[8] = {0};
         for (int e = 0; e < 256; e++) lane[(e % 32) / 4] += S[e] * Q[e] * q8[e];
+        if (type == EM_TYPE_Q4_K) {
+            /* llama.cpp's repacked Q4_K kernels: exact integers per super-block,
+             * one fmaf each for the scaled products and the min term */
+            int32_t isum = 0, imin = 0;
+            for (int l = 0; l < 8; l++) isum += lane[l];
+            for (int j = 0; j < 8; j++) imin += M[32 * j] * (bsums[2 * j] + bsums[2 * j + 1]);
+            s4k = fmaf((float)isum, em_f16_to_f32(rd16(wb + Q4K_D)) * yd, s4k);
+            m4k = fmaf((float)imin, em_f16_to_f32(rd16(wb + Q4K_DMIN)) * yd, m4k);
+            continue;
+        }
         const int doff = type == EM_TYPE_Q2_K ? Q2K_D : type == EM_TYPE_Q3_K ? Q3K_D : type == EM_TYPE_Q6_K ? Q6K_D : 0;
         const float d = yd * em_f16_to_f32(rd16(wb + doff));
         if (type == EM_TYPE_Q2_K) {
             const float dmin = -yd * em_f16_to_f32(rd16(wb + Q2K_DMIN));
             for (int l = 0; l < 8; l++) acc[l] = fmaf(dmin, (float)(M[32 * l] * bsums[2 * l] + M[32 * l + 16] * bsums[2 * l + 1]), acc[l]);
-        } else if (type == EM_TYPE_Q4_K || type == EM_TYPE_Q5_K) {
+        } else if (type == EM_TYPE_Q5_K) {
             const float dmin = -yd * em_f16_to_f32(rd16(wb + Q4K_DMIN));
             int32_t prod[4];
             for (int l = 0; l < 4; l++)
                 prod[l] = M[64 * l] * (bsums[4 * l] + bsums[4 * l + 1]) + M[64 * l + 32] * (bsums[4 * l + 2] + bsums[4 * l + 3]);
-            if (type == EM_TYPE_Q4_K)
-                for (int l = 0; l < 4; l++) acc_m[l] = fmaf(dmin, (float)prod[l], acc_m[l]);
-            else
-                summs = fmaf(dmin, (float)((prod[0] + prod[1]) + (prod[2] + prod[3])), summs); /* contracted */
+            summs = fmaf(dmin, (float)((prod[0] + prod[1]) + (prod[2] + prod[3])), summs); /* contracted */
         } else if (type == EM_TYPE_Q6_K) {
             for (int l = 0; l < 8; l++) lane[l] -= 32 * (bsums[2 * l] * S[32 * l] + bsums[2 * l + 1] * S[32 * l + 16]);
         }
         for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)lane[l], acc[l]);
     }
+    if (type == EM_TYPE_Q4_K) return s4k - m4k;
     float s = emu_hsum8(acc);
-    if (type == EM_TYPE_Q4_K) s += (acc_m[0] + acc_m[2]) + (acc_m[1] + acc_m[3]);
     if (type == EM_TYPE_Q5_K) s += summs;
     return s;
 }

@@ -210,13 +210,6 @@ static inline EM_AVX2 __m128i k4_min_prod(const uint32_t u[4], const int16_t bsu
     return _mm_madd_epi16(mins, q8s);
 }
 
-static inline EM_AVX2 int32_t hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
-
 /* ------------------------------------------------------------------ Q4_K
  * Super-block order (quant_k.c em_dot_q4_K): per super-block the exact
  * integers isum (scaled products) and imin (mins x sub-block sums of x),

@@ -219,50 +219,19 @@ static inline EM_AVX2 __m128i k4_min_prod(const uint32_t u[4], const int16_t bsu
  * horizontal sums, one FMA per eight outputs); integer sums are exact in
  * any grouping, so every kernel here gives the scalar kernel's bits. */
 
-/* One row: ggml's AVX2 loop for the integers, reduced per super-block. */
-EM_AVX2 void em_dot_q4_K_avx2(int64_t n, float *s, const void *w, const void *x) {
-    const em_block_q4_K *a = w;
-    const em_block_q8_K *b = x;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m128 acc2 = _mm_setzero_ps();
-    _Static_assert(offsetof(em_block_q4_K, dmin) == offsetof(em_block_q4_K, d) + 2, "d, dmin adjacent");
-    for (int64_t i = 0; i < n / EM_QK_K; i++) {
-        pf_block(&a[i], sizeof a[i]);
-        uint32_t u[4];
-        k4_unpack(a[i].scales, u);
-        const __m128i mp = k4_min_prod(u, b[i].bsums);
-        uint8_t sc[8];
-        memcpy(sc, u, 8);
-        __m256i sumi = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
-            const __m256i bits = ld(a[i].qs + 32 * j);
-            const __m256i lo = _mm256_and_si256(bits, m4), hi = shr_mask(bits, 4, m4);
-            const __m256i pl = lanes(lo, ld(b[i].qs + 64 * j), _mm256_set1_epi16(sc[2 * j]));
-            const __m256i ph = lanes(hi, ld(b[i].qs + 64 * j + 32), _mm256_set1_epi16(sc[2 * j + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
-        }
-        /* both integers in one reduction, lanes (isum, imin, isum, imin),
-         * and both FMAs in one: acc2 lane 0 = s, lane 1 = m */
-        const __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sumi), _mm256_extracti128_si256(sumi, 1));
-        const __m128i h = _mm_hadd_epi32(s4, mp);
-        int32_t dm;
-        memcpy(&dm, &a[i].d, sizeof dm); /* d and dmin: adjacent F16 */
-        const __m128 dd = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(dm)), _mm_set1_ps(b[i].d));
-        acc2 = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_hadd_epi32(h, h)), dd, acc2);
-    }
-    *s = _mm_cvtss_f32(acc2) - _mm_cvtss_f32(_mm_movehdup_ps(acc2));
-}
-
-/* One row against NT (2..4) tokens: the row's quants and scales decoded
- * once, each token's integers and FMAs exactly as in em_dot_q4_K_avx2 (so
- * the same bits). Streams the row like decode does: for a few tokens this
- * beats packing eight rows (x2 and x4 decode ~25% faster, 1B, 2 threads). */
+/* One row against NT (1..4) tokens: ggml's AVX2 loop for the integers,
+ * the row's quants and scales decoded once for the NT tokens, each token's
+ * integers reduced per super-block (value and min term in one reduction, both
+ * FMAs in one 4-lane FMA: lane 0 s, lane 1 m). Streams the row like decode
+ * does: for a few tokens this beats packing eight rows (x2 and x4 decode
+ * ~25% faster, 1B, 2 threads). */
 static inline __attribute__((always_inline)) EM_AVX2 void dotn_q4_K(const int NT, int64_t n, float *s,
                                                                    const void *w, const em_block_q8_K *const *x) {
     const em_block_q4_K *a = w;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m128 acc2[4];
     _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) acc2[t] = _mm_setzero_ps();
+    _Static_assert(offsetof(em_block_q4_K, dmin) == offsetof(em_block_q4_K, d) + 2, "d, dmin adjacent");
     for (int64_t i = 0; i < n / EM_QK_K; i++) {
         pf_block(&a[i], sizeof a[i]);
         uint32_t u[4];
@@ -293,6 +262,11 @@ static inline __attribute__((always_inline)) EM_AVX2 void dotn_q4_K(const int NT
     }
     _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++)
         s[t] = _mm_cvtss_f32(acc2[t]) - _mm_cvtss_f32(_mm_movehdup_ps(acc2[t]));
+}
+
+EM_AVX2 void em_dot_q4_K_avx2(int64_t n, float *s, const void *w, const void *x) {
+    const em_block_q8_K *xb = x;
+    dotn_q4_K(1, n, s, w, &xb);
 }
 
 /* Eight rows' super-block packed with the rows in the 32-bit lanes:

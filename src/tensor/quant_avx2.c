@@ -604,30 +604,52 @@ EM_AVX2 void em_gemm_q4_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, 
  * way it is grouped), the same float scale d_w * d_x, one FMA per block,
  * the same hsum8. So a tile gives the bits of RM x RN em_dot_*_avx2 calls;
  * what it saves is work: a weight block is decoded once for RN tokens, an
- * activation block is loaded once for RM rows, and the RM x RN scales are
- * four vector multiplies stored to the stack and broadcast from there
- * (a load, not an ALU operation). The formats are signed: ggml's sign trick
- * as in the single-row kernel. */
+ * activation block is loaded once for RM rows. The formats are signed:
+ * ggml's sign trick as in the single-row kernel.
+ *
+ * The activations are first copied four tokens at a time into one array
+ * (x4_blk: the four scales as floats, then the four tokens' quants), so the
+ * inner loop walks one pointer instead of four and broadcasts the
+ * RM x RN scale products from a small stack array (a load, not an ALU
+ * operation). Measured on Zen 3: 10-15% faster than reading the tokens'
+ * own blocks, the results bit-identical. */
 
-#define GEMM_MAX_NB 1024 /* activation scales kept on the stack: cols <= 32768 */
+#define GEMM_MAX_NB 1024 /* activation blocks packed on the stack: cols <= 32768 */
 
 enum { G_Q5_0, G_Q8_0 };
 
+typedef struct {
+    float d[4];
+    int8_t qs[4][EM_QK];
+} x4_blk; /* 144 bytes: block k of four activation rows */
+
+/* Packs block 0..nb-1 of nt <= 4 activation rows; missing rows repeat the
+ * last one (their outputs are not stored). */
+static EM_AVX2 void pack_x4(int64_t nb, const void *const *x, int nt, x4_blk *out) {
+    for (int t = 0; t < 4; t++) {
+        const em_block_q8_0 *b = x[t < nt ? t : nt - 1];
+        for (int64_t k = 0; k < nb; k++) {
+            out[k].d[t] = f16f(b[k].d);
+            memcpy(out[k].qs[t], b[k].qs, EM_QK);
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) EM_AVX2 void gemm_tile(const int KIND, const int RM, const int RN,
                                                                    int64_t nb, const uint8_t *w, size_t ws,
-                                                                   const void *const *x, const float *dxT,
-                                                                   float *const *y, int64_t r) {
+                                                                   const x4_blk *xp, float *const *y, int64_t r) {
     const size_t bw = KIND == G_Q5_0 ? sizeof(em_block_q5_0) : sizeof(em_block_q8_0);
     __m256 acc[4][4];
     _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++)
         _Pragma("GCC unroll 4") for (int t = 0; t < RN; t++) acc[i][t] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t k = 0; k < nb; k++) {
+    const uint8_t *wr = w + (size_t)r * ws;
+    for (int64_t k = 0; k < nb; k++, wr += bw) {
         __m256i qx[4], ux[4];
         float prod[4][4] __attribute__((aligned(16)));
-        const __m128 dx4 = _mm_load_ps(dxT + 4 * k);
+        const __m128 dx4 = _mm_loadu_ps(xp[k].d);
         _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++) {
-            const uint8_t *blk = w + (size_t)(r + i) * ws + (size_t)k * bw;
+            const uint8_t *blk = wr + (size_t)i * ws;
             if (RM == 1) _mm_prefetch((const char *)blk + EM_PF_DIST, _MM_HINT_T0); /* streaming rows */
             em_f16 d;
             memcpy(&d, blk, sizeof d);
@@ -636,8 +658,7 @@ static inline __attribute__((always_inline)) EM_AVX2 void gemm_tile(const int KI
             _mm_store_ps(prod[i], _mm_mul_ps(_mm_set1_ps(f16f(d)), dx4));
         }
         _Pragma("GCC unroll 4") for (int t = 0; t < RN; t++) {
-            const em_block_q8_0 *bt = (const em_block_q8_0 *)x[t] + k;
-            const __m256i qy = _mm256_loadu_si256((const __m256i *)bt->qs);
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)xp[k].qs[t]);
             _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++) {
                 const __m256i p = _mm256_maddubs_epi16(ux[i], _mm256_sign_epi8(qy, qx[i]));
                 const __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
@@ -650,83 +671,81 @@ static inline __attribute__((always_inline)) EM_AVX2 void gemm_tile(const int KI
 }
 
 /* One activation row (decode): the single-row kernel's per-output
- * operations. Called with RM = 1: weights
- * stream from memory here, and one sequential row at a time prefetches
- * best (RM = 2 or 4 measured 30-40% slower decode on Zen 3). */
-static inline __attribute__((always_inline)) EM_AVX2 void gemv_tile(const int KIND, const int RM, int64_t nb,
+ * operations, one weight row at a time (weights stream from memory here,
+ * and one sequential row at a time prefetches best: 2 or 4 rows measured
+ * 30-40% slower decode on Zen 3). */
+static inline __attribute__((always_inline)) EM_AVX2 void gemv_rows(const int KIND, int64_t nb, int64_t nr,
                                                                    const uint8_t *w, size_t ws, const void *x,
-                                                                   float *y, int64_t r) {
+                                                                   float *y) {
     const size_t bw = KIND == G_Q5_0 ? sizeof(em_block_q5_0) : sizeof(em_block_q8_0);
-    __m256 acc[4];
-    _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++) acc[i] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi16(1);
     const em_block_q8_0 *xb = x;
-    const uint8_t *wr = w + (size_t)r * ws;
-    for (int64_t k = 0; k < nb; k++, wr += bw) {
-        _mm_prefetch((const char *)wr + EM_PF_DIST, _MM_HINT_T0);
-        const __m256i qy = _mm256_loadu_si256((const __m256i *)xb[k].qs);
-        const float dx = f16f(xb[k].d);
-        _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++) {
-            const uint8_t *blk = wr + (size_t)i * ws;
+    for (int64_t r = 0; r < nr; r++) {
+        __m256 acc = _mm256_setzero_ps();
+        const uint8_t *blk = w + (size_t)r * ws;
+        for (int64_t k = 0; k < nb; k++, blk += bw) {
+            _mm_prefetch((const char *)blk + EM_PF_DIST, _MM_HINT_T0);
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)xb[k].qs);
             em_f16 d;
             memcpy(&d, blk, sizeof d);
             const __m256i qx = KIND == G_Q5_0 ? dec_q5_0((const em_block_q5_0 *)blk) : dec_q8_0((const em_block_q8_0 *)blk);
             const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(qx, qx), _mm256_sign_epi8(qy, qx));
             const __m256 lanes = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones));
-            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(f16f(d) * dx), lanes, acc[i]);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(f16f(d) * f16f(xb[k].d)), lanes, acc);
         }
+        y[r] = hsum8(acc);
     }
-    _Pragma("GCC unroll 4") for (int i = 0; i < RM; i++) y[r + i] = hsum8(acc[i]);
 }
 
-/* All nr rows: RM at a time, the remainder one by one. */
+/* All nr rows against one packed group of RN tokens: RM rows at a time,
+ * the remainder one by one. */
 static inline __attribute__((always_inline)) EM_AVX2 void gemm_rows(const int KIND, const int RM, const int RN,
                                                                    int64_t nb, int64_t nr, const uint8_t *w, size_t ws,
-                                                                   const void *const *x, const float *dxT,
-                                                                   float *const *y) {
+                                                                   const x4_blk *xp, float *const *y) {
     int64_t r = 0;
-    for (; r + RM <= nr; r += RM) gemm_tile(KIND, RM, RN, nb, w, ws, x, dxT, y, r);
-    for (; r < nr; r++) gemm_tile(KIND, 1, RN, nb, w, ws, x, dxT, y, r);
+    for (; r + RM <= nr; r += RM) gemm_tile(KIND, RM, RN, nb, w, ws, xp, y, r);
+    for (; r < nr; r++) gemm_tile(KIND, 1, RN, nb, w, ws, xp, y, r);
 }
 
-/* RM rows per tile for the main loop (registers: RM x RN accumulators plus
- * the decoded rows; the signed formats keep two vectors per row). */
+/* RM rows per tile for the main loop (registers: RM x 4 accumulators plus
+ * the decoded rows; the signed formats keep two vectors per row). A group
+ * of fewer than four tokens runs a narrower tile. When `cold`, the first
+ * group streams one row at a time (what streams best from memory); the
+ * later groups find the rows in cache. */
 #define DEF_GEMM(name, KIND, RM, single)                                                                 \
-    static EM_AVX2 void gemm4_##name(int64_t n, int64_t nr, const void *w, size_t ws, int nt,             \
-                                     const void *const *x, float *const *y, bool cold) {                 \
+    EM_AVX2 void em_gemm_##name##_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt,          \
+                                       const void *const *x, float *const *y, bool cold) {               \
         const int64_t nb = n / EM_QK;                                                                     \
-        if (nb > GEMM_MAX_NB || nt < 1 || nt > 4) {                                                       \
+        if (nb > GEMM_MAX_NB) {                                                                           \
             for (int t = 0; t < nt; t++)                                                                  \
                 for (int64_t r = 0; r < nr; r++) single(n, &y[t][r], (const uint8_t *)w + (size_t)r * ws, x[t]); \
             return;                                                                                       \
         }                                                                                                 \
         if (nt == 1) {                                                                                    \
-            for (int64_t r = 0; r < nr; r++) gemv_tile(KIND, 1, nb, w, ws, x[0], y[0], r);               \
+            gemv_rows(KIND, nb, nr, w, ws, x[0], y[0]);                                                   \
             return;                                                                                       \
         }                                                                                                 \
-        float dxT[4 * GEMM_MAX_NB] __attribute__((aligned(32)));                                         \
-        for (int64_t k = 0; k < nb; k++)                                                                  \
-            for (int t = 0; t < 4; t++)                                                                   \
-                dxT[4 * k + t] = t < nt ? f16f(((const em_block_q8_0 *)x[t])[k].d) : 0.0f;                \
-        if (cold) { /* one row at a time streams best from memory */                                      \
-            switch (nt) {                                                                                 \
-            case 4: gemm_rows(KIND, 1, 4, nb, nr, w, ws, x, dxT, y); break;                               \
-            case 3: gemm_rows(KIND, 1, 3, nb, nr, w, ws, x, dxT, y); break;                               \
-            default: gemm_rows(KIND, 1, 2, nb, nr, w, ws, x, dxT, y); break;                              \
+        x4_blk xp[GEMM_MAX_NB];                                                                           \
+        for (int t0 = 0; t0 < nt; t0 += 4) {                                                              \
+            const int g = nt - t0 < 4 ? nt - t0 : 4;                                                      \
+            pack_x4(nb, x + t0, g, xp);                                                                   \
+            float *const *yg = y + t0;                                                                    \
+            if (cold && t0 == 0) { /* (RM is a constant in each call: the tile unrolls) */                \
+                switch (g) {                                                                              \
+                case 4: gemm_rows(KIND, 1, 4, nb, nr, w, ws, xp, yg); break;                              \
+                case 3: gemm_rows(KIND, 1, 3, nb, nr, w, ws, xp, yg); break;                              \
+                case 2: gemm_rows(KIND, 1, 2, nb, nr, w, ws, xp, yg); break;                              \
+                default: gemm_rows(KIND, 1, 1, nb, nr, w, ws, xp, yg); break;                             \
+                }                                                                                         \
+                continue;                                                                                 \
             }                                                                                             \
-            return;                                                                                       \
+            switch (g) {                                                                                  \
+            case 4: gemm_rows(KIND, RM, 4, nb, nr, w, ws, xp, yg); break;                                 \
+            case 3: gemm_rows(KIND, RM, 3, nb, nr, w, ws, xp, yg); break;                                 \
+            case 2: gemm_rows(KIND, RM, 2, nb, nr, w, ws, xp, yg); break;                                 \
+            default: gemm_rows(KIND, RM, 1, nb, nr, w, ws, xp, yg); break;                                \
+            }                                                                                             \
         }                                                                                                 \
-        switch (nt) {                                                                                     \
-        case 4: gemm_rows(KIND, RM, 4, nb, nr, w, ws, x, dxT, y); break;                                  \
-        case 3: gemm_rows(KIND, RM, 3, nb, nr, w, ws, x, dxT, y); break;                                  \
-        case 2: gemm_rows(KIND, RM, 2, nb, nr, w, ws, x, dxT, y); break;                                  \
-        default: gemm_rows(KIND, RM, 1, nb, nr, w, ws, x, dxT, y); break;                                 \
-        }                                                                                                 \
-    }                                                                                                     \
-    EM_AVX2 void em_gemm_##name##_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt,          \
-                                       const void *const *x, float *const *y, bool cold) {               \
-        for (int t0 = 0; t0 < nt; t0 += 4) /* the rows stream cold only for the first four tokens */      \
-            gemm4_##name(n, nr, w, ws, nt - t0 < 4 ? nt - t0 : 4, x + t0, y + t0, cold && t0 == 0);        \
     }
 
 DEF_GEMM(q5_0, G_Q5_0, 2, em_dot_q5_0_avx2)

@@ -626,12 +626,13 @@ typedef struct {
 /* Packs block 0..nb-1 of nt <= 4 activation rows; missing rows repeat the
  * last one (their outputs are not stored). */
 static EM_AVX2 void pack_x4(int64_t nb, const void *const *x, int nt, x4_blk *out) {
-    for (int t = 0; t < 4; t++) {
-        const em_block_q8_0 *b = x[t < nt ? t : nt - 1];
-        for (int64_t k = 0; k < nb; k++) {
-            out[k].d[t] = f16f(b[k].d);
-            memcpy(out[k].qs[t], b[k].qs, EM_QK);
-        }
+    const em_block_q8_0 *b[4];
+    for (int t = 0; t < 4; t++) b[t] = x[t < nt ? t : nt - 1];
+    for (int64_t k = 0; k < nb; k++) { /* written in order: one block of the four rows at a time */
+        _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++)
+            _mm256_storeu_si256((__m256i *)out[k].qs[t], _mm256_loadu_si256((const __m256i *)b[t][k].qs));
+        const __m128i d = _mm_setr_epi16((short)b[0][k].d, (short)b[1][k].d, (short)b[2][k].d, (short)b[3][k].d, 0, 0, 0, 0);
+        _mm_storeu_ps(out[k].d, _mm_cvtph_ps(d));
     }
 }
 

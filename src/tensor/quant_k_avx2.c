@@ -205,6 +205,18 @@ static inline void k4_unpack(const uint8_t s[12], uint32_t u[4]) {
     u[0] &= km1;
 }
 
+/* The eight sub-block scales (u[0], u[1] of k4_unpack) as int16, in both
+ * 128-bit halves; k4_scale(v, j) then puts scale j in every int16 lane
+ * with one shuffle (instead of a byte load, a move to a vector register and
+ * a broadcast per scale: the bytes also went through a stack copy that
+ * stalled on store forwarding). */
+static inline EM_AVX2 __m256i k4_scales16(const uint32_t u[4]) {
+    return _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[1], (int)u[0])));
+}
+static inline __attribute__((always_inline)) EM_AVX2 __m256i k4_scale(__m256i sc16, int j) {
+    return _mm256_shuffle_epi8(sc16, _mm256_set1_epi16((short)((2 * j + 1) << 8 | 2 * j)));
+}
+
 /* 4 int32 lanes of the Q4_K/Q5_K min term (see k4_min_prod in quant_k.c) */
 static inline EM_AVX2 __m128i k4_min_prod(const uint32_t u[4], const int16_t bsums[16]) {
     const __m128i mins = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
@@ -238,17 +250,16 @@ static inline __attribute__((always_inline)) EM_AVX2 void dotn_q4_K(const int NT
         pf_block(&a[i], sizeof a[i]);
         uint32_t u[4];
         k4_unpack(a[i].scales, u);
-        uint8_t sc[8];
-        memcpy(sc, u, 8);
+        const __m256i sc16 = k4_scales16(u);
         int32_t dm;
         memcpy(&dm, &a[i].d, sizeof dm);
         const __m128 dd0 = _mm_cvtph_ps(_mm_cvtsi32_si128(dm));
         __m256i sumi[4];
         _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
             const __m256i bits = ld(a[i].qs + 32 * j);
             const __m256i lo = _mm256_and_si256(bits, m4), hi = shr_mask(bits, 4, m4);
-            const __m256i sl = _mm256_set1_epi16(sc[2 * j]), sh = _mm256_set1_epi16(sc[2 * j + 1]);
+            const __m256i sl = k4_scale(sc16, 2 * j), sh = k4_scale(sc16, 2 * j + 1);
             _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
                 const int8_t *qs = x[t][i].qs + 64 * j;
                 sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(lanes(lo, ld(qs), sl), lanes(hi, ld(qs + 32), sh)));
@@ -474,16 +485,15 @@ EM_AVX2 void em_dot_q5_K_avx2(int64_t n, float *s, const void *w, const void *x)
         __m128i p = k4_min_prod(u, b[i].bsums);
         p = _mm_hadd_epi32(_mm_hadd_epi32(p, _mm_setzero_si128()), _mm_setzero_si128());
         summs = fmaf(dmin, (float)_mm_cvtsi128_si32(p), summs);
-        uint8_t sc[8];
-        memcpy(sc, u, 8);
+        const __m256i sc16 = k4_scales16(u);
         const __m256i hb = ld(a[i].qh);
         __m256i sumi = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
             const __m256i bits = ld(a[i].qs + 32 * j);
             const __m256i lo = _mm256_or_si256(_mm256_and_si256(bits, m4), _mm256_and_si256(bit_set(hb, 2 * j), b16));
             const __m256i hi = _mm256_or_si256(shr_mask(bits, 4, m4), _mm256_and_si256(bit_set(hb, 2 * j + 1), b16));
-            const __m256i pl = lanes(lo, ld(b[i].qs + 64 * j), _mm256_set1_epi16(sc[2 * j]));
-            const __m256i ph = lanes(hi, ld(b[i].qs + 64 * j + 32), _mm256_set1_epi16(sc[2 * j + 1]));
+            const __m256i pl = lanes(lo, ld(b[i].qs + 64 * j), k4_scale(sc16, 2 * j));
+            const __m256i ph = lanes(hi, ld(b[i].qs + 64 * j + 32), k4_scale(sc16, 2 * j + 1));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);

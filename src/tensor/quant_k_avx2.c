@@ -501,6 +501,18 @@ EM_AVX2 void em_dot_q5_K_avx2(int64_t n, float *s, const void *w, const void *x)
     *s = hsum8(acc) + summs;
 }
 
+/* Q6_K scale pairs: sc16 holds the 16 scales as int16 (0..7 low half,
+ * 8..15 high); q6_half(sc16, j) repeats half j in both halves, and
+ * q6_pair(h, k) is scale_pair(sc[8j + 2k], sc[8j + 2k + 1]) by one shuffle
+ * (scale_pair from the bytes costs a load, a move and two broadcasts). */
+static inline __attribute__((always_inline)) EM_AVX2 __m256i q6_half(__m256i sc16, int j) {
+    return j == 0 ? _mm256_permute4x64_epi64(sc16, 0x44) : _mm256_permute4x64_epi64(sc16, 0xEE);
+}
+static inline __attribute__((always_inline)) EM_AVX2 __m256i q6_pair(__m256i half, int k) {
+    const __m128i lo = _mm_set1_epi16((short)((4 * k + 1) << 8 | 4 * k)), hi = _mm_set1_epi16((short)((4 * k + 3) << 8 | (4 * k + 2)));
+    return _mm256_shuffle_epi8(half, _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1));
+}
+
 EM_AVX2 void em_dot_q6_K_avx2(int64_t n, float *s, const void *w, const void *x) {
     const em_block_q6_K *a = w;
     const em_block_q8_K *b = x;
@@ -514,17 +526,17 @@ EM_AVX2 void em_dot_q6_K_avx2(int64_t n, float *s, const void *w, const void *x)
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
         const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(ld(b[i].bsums), sc16), 5);
         __m256i sumi = _mm256_setzero_si256();
-        for (int j = 0; j < 2; j++) {
+        _Pragma("GCC unroll 2") for (int j = 0; j < 2; j++) {
             const __m256i l0 = ld(a[i].ql + 64 * j), l1 = ld(a[i].ql + 64 * j + 32), h = ld(a[i].qh + 32 * j);
+            const __m256i half = q6_half(sc16, j);
             __m256i q[4];
             q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
             q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(shr_mask(h, 2, m3), 4));
             q[2] = _mm256_or_si256(shr_mask(l0, 4, m4), _mm256_slli_epi16(shr_mask(h, 4, m3), 4));
             q[3] = _mm256_or_si256(shr_mask(l1, 4, m4), _mm256_slli_epi16(shr_mask(h, 6, m3), 4));
-            for (int k = 0; k < 4; k++) {
-                const int is = 8 * j + 2 * k;
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) {
                 const __m256i y8 = ld(b[i].qs + 128 * j + 32 * k);
-                sumi = _mm256_add_epi32(sumi, lanes(q[k], y8, scale_pair(sc[is], sc[is + 1])));
+                sumi = _mm256_add_epi32(sumi, lanes(q[k], y8, q6_pair(half, k)));
             }
         }
         sumi = _mm256_sub_epi32(sumi, off);
@@ -551,14 +563,15 @@ static inline __attribute__((always_inline)) EM_AVX2 void dotn_q6_K(const int NT
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
         __m256i sumi[4];
         for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
-        for (int j = 0; j < 2; j++) {
+        _Pragma("GCC unroll 2") for (int j = 0; j < 2; j++) {
             const __m256i l0 = ld(a[i].ql + 64 * j), l1 = ld(a[i].ql + 64 * j + 32), h = ld(a[i].qh + 32 * j);
+            const __m256i half = q6_half(sc16, j);
             __m256i q[4], sp[4];
             q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
             q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(shr_mask(h, 2, m3), 4));
             q[2] = _mm256_or_si256(shr_mask(l0, 4, m4), _mm256_slli_epi16(shr_mask(h, 4, m3), 4));
             q[3] = _mm256_or_si256(shr_mask(l1, 4, m4), _mm256_slli_epi16(shr_mask(h, 6, m3), 4));
-            for (int k = 0; k < 4; k++) sp[k] = scale_pair(sc[8 * j + 2 * k], sc[8 * j + 2 * k + 1]);
+            _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++) sp[k] = q6_pair(half, k);
             _Pragma("GCC unroll 4") for (int t = 0; t < NT; t++) {
                 const int8_t *qs = bb[t][i].qs + 128 * j;
                 _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)

@@ -20,7 +20,8 @@
  *   {"delta":{"contemplation":{"synthesis":"..."}}}                   the synthesis pass (synthesize)
  *   {"delta":{"content":"<answer>"}}                                  the aggregated answer
  *   {"delta":{},"finish_reason":"stop"} + top-level "contemplation"   the summary (as non-streamed)
- *   usage chunk (stream_options.include_usage), then data: [DONE]. */
+ *   usage chunk (stream_options.include_usage), then data: [DONE].
+ * The event-stream plumbing (buffer, reader, disconnects) is sse.c's em_sse. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,7 +31,6 @@
 #include "../engine/aggregate.h"
 #include "server.h"
 
-#define KEEPALIVE_MS 10000
 #define DEFAULT_BRANCH_TOKENS 256
 
 static const char *AGG_NAMES[] = {"vote", "best", "synthesize"};
@@ -243,57 +243,19 @@ static int failure(const em_request *r, const char **type, const char **code, ch
 /* ---------------------------------------------------------- streaming -- */
 
 typedef struct cstream {
-    em_server *s;
-    em_request *r;
-    em_oai_meta m;
-    int fd;
-    uint64_t version;
+    em_sse base; /* first: the reader's em_sse * is this stream */
     size_t off[EM_SCHED_MAX_CHOICES + 1];
     bool fin[EM_SCHED_MAX_CHOICES + 1];
-    bool role_sent, ended, oom;
-    char *buf;
-    size_t len, pos, cap;
-    double last_out;
-    em_sec_req *sec; /* security state (security.c): ledger, rate-limit correction */
+    bool role_sent;
 } cstream;
-
-static void put(cstream *st, const char *b, size_t n) {
-    if (st->oom) return;
-    if (st->len + n + 1 > st->cap) {
-        size_t cap = st->cap ? st->cap : 4096;
-        while (cap < st->len + n + 1) cap *= 2;
-        char *p = realloc(st->buf, cap);
-        if (!p) {
-            st->oom = true;
-            return;
-        }
-        st->buf = p;
-        st->cap = cap;
-    }
-    memcpy(st->buf + st->len, b, n);
-    st->len += n;
-}
-
-static void put_event(cstream *st, cJSON *obj) {
-    char *txt = obj ? cJSON_PrintUnformatted(obj) : NULL;
-    cJSON_Delete(obj);
-    if (!txt) {
-        st->oom = true;
-        return;
-    }
-    put(st, "data: ", 6);
-    put(st, txt, strlen(txt));
-    put(st, "\n\n", 2);
-    free(txt);
-}
 
 /* A chunk of choice 0. chat: delta {content} or {contemplation: extra};
  * completions: text, plus "contemplation": extra in the choice. */
 static cJSON *chunk(const cstream *st, bool role, const char *content, cJSON *extra, const char *finish) {
-    cJSON *o = em_oai_chunk_base(&st->m);
+    cJSON *o = em_oai_chunk_base(&st->base.m);
     cJSON *chs = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
     cJSON_AddNumberToObject(c, "index", 0);
-    if (st->m.chat) {
+    if (st->base.m.chat) {
         cJSON *d = cJSON_AddObjectToObject(c, "delta");
         if (role) cJSON_AddStringToObject(d, "role", "assistant");
         if (content) add_text(d, "content", content, strlen(content));
@@ -306,17 +268,18 @@ static cJSON *chunk(const cstream *st, bool role, const char *content, cJSON *ex
     if (finish) cJSON_AddStringToObject(c, "finish_reason", finish);
     else cJSON_AddNullToObject(c, "finish_reason");
     cJSON_AddItemToArray(chs, c);
-    if (st->m.include_usage) cJSON_AddNullToObject(o, "usage");
+    if (st->base.m.include_usage) cJSON_AddNullToObject(o, "usage");
     return o;
 }
 
-static void produce(cstream *st) {
-    em_request *r = st->r;
+static void produce(em_sse *base) {
+    cstream *st = (cstream *)base;
+    em_request *r = st->base.r;
     const int N = r->n_branches;
     pthread_mutex_lock(&r->mu);
-    st->version = r->version;
-    if (st->m.chat && !st->role_sent) {
-        put_event(st, chunk(st, true, "", NULL, NULL));
+    st->base.version = r->version;
+    if (st->base.m.chat && !st->role_sent) {
+        em_sse_event(&st->base, chunk(st, true, "", NULL, NULL));
         st->role_sent = true;
     }
     for (int i = 0; i < r->n_choices; i++) {
@@ -329,73 +292,38 @@ static void produce(cstream *st) {
             } else {
                 add_text(x, "synthesis", o->text + st->off[i], o->len - st->off[i]);
             }
-            put_event(st, chunk(st, false, NULL, x, NULL));
+            em_sse_event(&st->base, chunk(st, false, NULL, x, NULL));
             st->off[i] = o->len;
         }
         const char *f = o->finish;
         if (i < N && f && !st->fin[i] &&
             (!strcmp(f, "stop") || !strcmp(f, "length") || !strcmp(f, "early_stop"))) {
-            put_event(st, chunk(st, false, NULL, branch_json(r, i, "branch", false), NULL));
+            em_sse_event(&st->base, chunk(st, false, NULL, branch_json(r, i, "branch", false), NULL));
         }
         if (f) st->fin[i] = true;
     }
     if (em_request_done(r)) {
-        em_sec_stream_done(st->sec, &st->m, r); /* the ledger row is committed before [DONE] */
+        em_sec_stream_done(st->base.sec, &st->base.m, r); /* the ledger row is committed before [DONE] */
         const char *type, *code;
         char msg[400];
         if (failure(r, &type, &code, msg, sizeof msg)) {
-            put_event(st, em_error_json(msg, type, NULL, code));
+            em_sse_event(&st->base, em_error_json(msg, type, NULL, code));
         } else {
-            put_event(st, chunk(st, false, r->agg_answer, NULL, NULL));
-            cJSON *last = chunk(st, false, st->m.chat ? NULL : "", NULL, "stop");
+            em_sse_event(&st->base, chunk(st, false, r->agg_answer, NULL, NULL));
+            cJSON *last = chunk(st, false, st->base.m.chat ? NULL : "", NULL, "stop");
             cJSON_AddItemToObject(last, "contemplation", contemplation_json(r));
-            put_event(st, last);
+            em_sse_event(&st->base, last);
         }
-        if (st->m.include_usage) {
-            cJSON *o = em_oai_chunk_base(&st->m);
+        if (st->base.m.include_usage) {
+            cJSON *o = em_oai_chunk_base(&st->base.m);
             cJSON_AddArrayToObject(o, "choices");
             cJSON_AddItemToObject(o, "usage", usage_json(r));
-            put_event(st, o);
+            em_sse_event(&st->base, o);
         }
-        put(st, "data: [DONE]\n\n", 14);
-        st->ended = true;
+        em_sse_put(&st->base, "data: [DONE]\n\n", 14);
+        st->base.ended = true;
     }
     pthread_mutex_unlock(&r->mu);
-}
-
-static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max) {
-    (void)pos;
-    cstream *st = cls;
-    for (;;) {
-        if (st->oom) return MHD_CONTENT_READER_END_WITH_ERROR;
-        if (st->pos < st->len) {
-            size_t n = st->len - st->pos;
-            if (n > max) n = max;
-            memcpy(out, st->buf + st->pos, n);
-            st->pos += n;
-            st->last_out = em_srv_now_ms();
-            return (ssize_t)n;
-        }
-        st->pos = st->len = 0;
-        if (st->ended) return MHD_CONTENT_READER_END_OF_STREAM;
-        produce(st);
-        if (st->len) continue;
-        em_request_wait(st->r, st->version, 100);
-        if (em_conn_closed(st->fd)) {
-            em_request_cancel(st->r);
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        }
-        if (em_srv_now_ms() - st->last_out > KEEPALIVE_MS) put(st, ": keep-alive\n\n", 14);
-    }
-}
-
-static void stream_free(void *cls) {
-    cstream *st = cls;
-    if (!st->ended) em_request_cancel(st->r);
-    em_sec_stream_detach(st->sec, &st->m, st->r);
-    em_request_release(st->r);
-    free(st->buf);
-    free(st);
 }
 
 /* Takes over the caller's reference to r. */
@@ -406,26 +334,8 @@ static enum MHD_Result stream_start(em_server *s, struct MHD_Connection *c, em_r
         em_request_release(r);
         return MHD_NO;
     }
-    st->s = s;
-    st->r = r;
-    st->m = *m;
-    st->fd = em_conn_fd(c);
-    st->last_out = em_srv_now_ms();
-    st->sec = em_sec_stream_attach();
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, reader, st, stream_free);
-    if (!resp) {
-        stream_free(st);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "text/event-stream");
-    MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    MHD_add_response_header(resp, "Server", "ember");
-    em_sec_on_response(s, resp, 200, true);
-    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp);
-    em_count_status(s, 200);
-    return ret;
+    st->base = (em_sse){.s = s, .r = r, .m = *m, .produce = produce};
+    return em_sse_start(&st->base, c);
 }
 
 /* ------------------------------------------------------------ serving -- */

@@ -184,7 +184,39 @@ enum MHD_Result em_contemplate_serve(em_server *s, struct MHD_Connection *c, con
                                      const em_gen_params *gp, const em_contemplate_opts *o, const int32_t *ids,
                                      size_t n_ids, uint64_t seed);
 
-/* ---- streaming (sse.c) ---- */
+/* ---- streaming (sse.c) ----
+ * em_sse is the event-stream plumbing both streaming endpoints share, the
+ * first member of each one's stream state. The connection's thread runs the
+ * reader: it hands out what is buffered, else calls `produce` (which takes
+ * r->mu itself) to turn what the scheduler appended into events, else waits
+ * for r to change, cancelling r when the client has gone and sending a
+ * keep-alive comment every 10 s of silence. */
+typedef struct em_sse em_sse;
+typedef struct em_sec_req em_sec_req; /* (security.c, below) */
+struct em_sse {
+    em_server *s;
+    em_request *r;        /* the stream's reference */
+    em_oai_meta m;
+    int fd;
+    uint64_t version;     /* r->version the last produce saw */
+    char *buf;
+    size_t len, pos, cap; /* buffered bytes, of which pos were handed out */
+    bool ended, oom;      /* ended: data: [DONE] is buffered */
+    double last_out;
+    em_sec_req *sec;      /* security state (security.c): ledger, redaction */
+    void (*produce)(em_sse *st);
+    void (*free_fields)(em_sse *st); /* the endpoint's own allocations, or NULL */
+};
+void em_sse_put(em_sse *st, const char *b, size_t n);
+/* Appends `data: {obj}` and frees obj (NULL: out of memory, the stream ends). */
+void em_sse_event(em_sse *st, cJSON *obj);
+/* Sends st (calloc'ed, with s, r, m, produce and free_fields set) as a 200
+ * text/event-stream response; the response owns st from here, and on
+ * failure st is freed (r cancelled and released). */
+enum MHD_Result em_sse_start(em_sse *st, struct MHD_Connection *c);
+/* Frees st before em_sse_start (cancels and releases st->r). */
+void em_sse_discard(em_sse *st);
+/* The OpenAI chunk stream of a completion request (takes r). */
 enum MHD_Result em_stream_start(em_server *s, struct MHD_Connection *c, em_request *r, const em_oai_meta *m);
 
 /* ---- metrics (metrics.c) ---- */

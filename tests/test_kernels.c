@@ -1539,6 +1539,69 @@ static void test_axpy(void **state) {
     }
 }
 
+/* The attention helpers: four keys per call and register-held V rows give
+ * the bits of one key at a time (em_dot_f16_gemm, em_axpy_f16 per key into
+ * row j % rows), for the head sizes with a fast path (64, 128) and one
+ * without (80), both row counts the attention uses (16 and 64), and key
+ * counts that leave rows short. */
+static void test_attention_helpers(void **state) {
+    (void)state;
+    uint64_t seed = 99;
+    enum { NJ = 150, MAXN = 128 };
+    static em_f16 vh[NJ][MAXN], qh[MAXN];
+    static float p[NJ], acc[64 * MAXN], ref[64 * MAXN];
+    const int ns[] = {64, 128, 80};
+    for (int in = 0; in < 3; in++) {
+        const int n = ns[in];
+        for (int j = 0; j < NJ; j++) {
+            for (int d = 0; d < n; d++) {
+                seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+                vh[j][d] = em_f32_to_f16((float)((int64_t)(seed >> 33) % 20000 - 10000) / 1311.0f);
+            }
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            p[j] = (float)((seed >> 40) % 10000) / 9973.0f;
+        }
+        for (int d = 0; d < n; d++) qh[d] = vh[7][(d * 5) % n];
+        if (n % 16 == 0)
+            for (int j = 0; j + 4 <= NJ; j += 4) {
+                const em_f16 *k4[4] = {vh[j], vh[j + 1], vh[j + 2], vh[j + 3]};
+                float s4[4];
+                em_dot_f16_gemm4(n, k4, qh, s4);
+                for (int u = 0; u < 4; u++) {
+                    const float r = em_dot_f16_gemm(n, vh[j + u], qh);
+                    if (memcmp(&r, &s4[u], 4) != 0)
+                        fail_msg("dot_f16_gemm4 n=%d key %d: %.9g vs %.9g", n, j + u, (double)s4[u], (double)r);
+                }
+            }
+        const int rows_list[] = {16, 64};
+        for (int ir = 0; ir < 2; ir++)
+            for (int nj = 1; nj <= NJ; nj += 37) {
+                const int rows = rows_list[ir];
+                const em_f16 *vp[NJ];
+                for (int j = 0; j < NJ; j++) vp[j] = vh[j];
+                for (size_t i = 0; i < (size_t)rows * (size_t)n; i++) acc[i] = ref[i] = (float)(i % 13) * 0.25f;
+                for (int j = 0; j < nj; j++) em_axpy_f16(n, ref + (size_t)(j % rows) * (size_t)n, vh[j], p[j]);
+                em_axpy_f16_rows(n, acc, rows, vp, p, nj);
+                if (memcmp(acc, ref, sizeof(float) * (size_t)rows * (size_t)n) != 0)
+                    fail_msg("axpy_f16_rows n=%d rows=%d keys=%d differs from one axpy per key", n, rows, nj);
+                float out[MAXN];
+                em_reduce16_rows(acc, rows, n, out);
+                for (int d = 0; d < n; d++) {
+                    float lanes[16];
+                    for (int k = 0; k < 16; k++) {
+                        const float *col = acc + d;
+                        lanes[k] = rows == 16 ? col[(size_t)k * (size_t)n]
+                                              : (col[(size_t)k * (size_t)n] + col[(size_t)(32 + k) * (size_t)n]) +
+                                                    (col[(size_t)(16 + k) * (size_t)n] + col[(size_t)(48 + k) * (size_t)n]);
+                    }
+                    const float r = em_reduce16(lanes);
+                    if (memcmp(&r, &out[d], 4) != 0)
+                        fail_msg("reduce16_rows n=%d rows=%d d=%d: %.9g vs %.9g", n, rows, d, (double)out[d], (double)r);
+                }
+            }
+    }
+}
+
 int main(void) {
     em_half_init();
     const struct CMUnitTest tests[] = {
@@ -1547,6 +1610,7 @@ int main(void) {
         cmocka_unit_test(test_gemm_tiles),
         cmocka_unit_test(test_vexp_paths),
         cmocka_unit_test(test_axpy),
+        cmocka_unit_test(test_attention_helpers),
         cmocka_unit_test(test_isa_switch),
         cmocka_unit_test(test_f16_exhaustive),
         cmocka_unit_test(test_f16_edges),

@@ -257,7 +257,19 @@ static void weighted_sum(const em_ctx *c, int32_t seq, int kvh, int hd, const fl
     double tail[EM_MAX_HEAD_DIM];
     for (int d = 0; d < hd; d++) tail[d] = 0.0;
     bool has_tail = false;
-    for (int j = 0; j < n_kv; j++) {
+    int j = 0;
+    if (f16) { /* keys below np, KV_CHUNK at a time (a multiple of n_acc: key j goes to row j % n_acc) */
+        enum { KV_CHUNK = 1024 };
+        const int nj = n_kv < np ? n_kv : (int)np;
+        for (; j < nj; j += KV_CHUNK) {
+            const em_f16 *vp[KV_CHUNK];
+            const int m = nj - j < KV_CHUNK ? nj - j : KV_CHUNK;
+            for (int u = 0; u < m; u++) vp[u] = (const em_f16 *)vc + em_kv_slot(&c->kv, seq, j + u) + (size_t)kvh * hd;
+            em_axpy_f16_rows(hd, acc, n_acc, vp, p + j, m);
+        }
+        j = nj;
+    }
+    for (; j < n_kv; j++) {
         const size_t slot = em_kv_slot(&c->kv, seq, j) + (size_t)kvh * hd;
         const float pj = p[j];
         if (j < np) {
@@ -272,20 +284,10 @@ static void weighted_sum(const em_ctx *c, int32_t seq, int kvh, int hd, const fl
             has_tail = true; /* F32 tail: an FMA chain after the reduction, below */
         }
     }
-    for (int d = 0; d < hd; d++) {
-        float lanes[16];
-        if (gemm) {
-            for (int l = 0; l < 16; l++) lanes[l] = acc[(size_t)l * hd + d];
-        } else {
-            for (int l = 0; l < 16; l++) {
-                float x0 = acc[(size_t)(0 * 16 + l) * hd + d] + acc[(size_t)(2 * 16 + l) * hd + d];
-                float x1 = acc[(size_t)(1 * 16 + l) * hd + d] + acc[(size_t)(3 * 16 + l) * hd + d];
-                lanes[l] = x0 + x1;
-            }
-        }
-        float r = np ? em_reduce16(lanes) : 0.0f;
-        out[d] = has_tail && f16 ? (float)((double)r + tail[d]) : r;
-    }
+    if (np) em_reduce16_rows(acc, n_acc, hd, out);
+    else memset(out, 0, sizeof(float) * (size_t)hd);
+    if (has_tail && f16)
+        for (int d = 0; d < hd; d++) out[d] = (float)((double)out[d] + tail[d]);
     if (has_tail && !f16) {
         for (int d = 0; d < hd; d++) {
             float sum = out[d];
@@ -318,14 +320,26 @@ static void attn_worker(void *arg, int ith, int nth) {
         const int32_t i = t->rows[r], seq = t->b->seq[i], pos = t->b->pos[i];
         const bool gemm = c->ord_in[i]; /* llama.cpp: tinyBLAS only for batches of 2+ tokens */
         const float *q = c->q + (size_t)r * Q + (size_t)h * hd;
-        if (f16)
-            for (int d = 0; d < hd; d++) q16[d] = em_f32_to_f16(q[d]);
+        if (f16) dt->from_f32(q, q16, hd); /* round to nearest even, as ggml's F16 conversion */
         const int n_kv = pos + 1;
         const int chunk = c->m->layers[t->il].chunk;
         const int j0 = chunk ? pos / chunk * chunk : 0; /* chunked layers see only their chunk */
         float mx = -INFINITY;
         for (int j = 0; j < j0; j++) sc[j] = -INFINITY;
-        for (int j = j0; j < n_kv; j++) {
+        int j = j0;
+        if (f16 && gemm && hd % 16 == 0) /* four keys per call, same bits as one at a time */
+            for (; j + 4 <= n_kv; j += 4) {
+                const em_f16 *k4[4];
+                for (int u = 0; u < 4; u++) k4[u] = (const em_f16 *)kc + em_kv_slot(&c->kv, seq, j + u) + (size_t)kvh * hd;
+                float s4[4];
+                em_dot_f16_gemm4(hd, k4, q16, s4);
+                for (int u = 0; u < 4; u++) {
+                    const float s = s4[u] * scale;
+                    sc[j + u] = s;
+                    if (s > mx) mx = s;
+                }
+            }
+        for (; j < n_kv; j++) {
             const size_t slot = em_kv_slot(&c->kv, seq, j) + (size_t)kvh * hd;
             float s;
             if (f16 && gemm && hd % 16 == 0) {
@@ -343,10 +357,14 @@ static void attn_worker(void *arg, int ith, int nth) {
         for (int j = n_kv; j < n_pad; j++) sc[j] = -INFINITY;
         const double sum = em_ggml_softmax_exp(n_pad, sc, sc, mx);
         const float inv = (float)(1.0 / sum);
-        for (int j = 0; j < n_kv; j++) {
-            float p = sc[j] * inv;
-            sc[j] = f16 ? em_f16_to_f32(em_f32_to_f16(p)) : p;
-        }
+        for (int j = 0; j < n_kv; j++) sc[j] *= inv;
+        if (f16) /* the weights rounded to F16 (as ggml's F16 V product takes them) */
+            for (int j = 0; j < n_kv; j += 256) {
+                em_f16 t16[256];
+                const int m = n_kv - j < 256 ? n_kv - j : 256;
+                dt->from_f32(sc + j, t16, m);
+                dt->to_f32(t16, sc + j, m);
+            }
         weighted_sum(c, seq, kvh, hd, sc, n_kv, gemm, vc, acc, c->att + (size_t)r * Q + (size_t)h * hd);
     }
 }

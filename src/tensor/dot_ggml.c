@@ -92,6 +92,25 @@ static EM_AVX2 float f16_gemm_avx(int64_t n, const em_f16 *a, const em_f16 *b) {
     return em_reduce16(acc);
 }
 
+/* Four rows of a against one b: b converted once for the four, each
+ * output through f16_gemm_avx's operations (same bits). */
+static EM_AVX2 void f16_gemm4_avx(int64_t n, const em_f16 *const *a, const em_f16 *b, float *out) {
+    if (n % 16) {
+        for (int t = 0; t < 4; t++) out[t] = f16_gemm_avx(n, a[t], b);
+        return;
+    }
+    __m256 lo[4], hi[4];
+    for (int t = 0; t < 4; t++) lo[t] = hi[t] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m256 b0 = LDH(b + i), b1 = LDH(b + i + 8);
+        _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) {
+            lo[t] = _mm256_fmadd_ps(LDH(a[t] + i), b0, lo[t]);
+            hi[t] = _mm256_fmadd_ps(LDH(a[t] + i + 8), b1, hi[t]);
+        }
+    }
+    for (int t = 0; t < 4; t++) out[t] = reduce16_avx(lo[t], hi[t]);
+}
+
 #undef LDH
 #endif
 
@@ -106,6 +125,16 @@ float em_dot_f16_gemm(int64_t n, const em_f16 *a, const em_f16 *b) {
     if (have_avx2()) return f16_gemm_avx(n, a, b);
 #endif
     return f16_gemm_c(n, a, b);
+}
+
+void em_dot_f16_gemm4(int64_t n, const em_f16 *const *a, const em_f16 *b, float *out) {
+#if defined(__x86_64__)
+    if (have_avx2()) {
+        f16_gemm4_avx(n, a, b, out);
+        return;
+    }
+#endif
+    for (int t = 0; t < 4; t++) out[t] = f16_gemm_c(n, a[t], b);
 }
 
 float em_ggml_v_expf(float x) {
@@ -172,6 +201,30 @@ static EM_AVX2 void axpy_f16_avx(int64_t n, float *a, const em_f16 *v, float p) 
     }
     for (; d < n; d++) a[d] = fmaf(em_f16_to_f32(v[d]), p, a[d]);
 }
+/* Row u of acc takes the keys j = u, u + rows, ... in order, held in
+ * registers across them (64 floats at a time) instead of a load and a store
+ * of the row per key; each element sees the same FMAs in the same order as
+ * one axpy_f16_avx per key. */
+static EM_AVX2 void axpy_f16_rows_avx(int64_t n, float *acc, int rows, const em_f16 *const *v, const float *p, int nj) {
+    if (n % 64) {
+        for (int j = 0; j < nj; j++) axpy_f16_avx(n, acc + (size_t)(j % rows) * (size_t)n, v[j], p[j]);
+        return;
+    }
+    for (int u = 0; u < rows && u < nj; u++) {
+        float *a = acc + (size_t)u * (size_t)n;
+        for (int64_t d0 = 0; d0 < n; d0 += 64) {
+            __m256 r[8];
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(a + d0 + 8 * k);
+            for (int j = u; j < nj; j += rows) {
+                const __m256 pv = _mm256_set1_ps(p[j]);
+                const em_f16 *vj = v[j] + d0;
+                _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
+                    r[k] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(vj + 8 * k))), pv, r[k]);
+            }
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) _mm256_storeu_ps(a + d0 + 8 * k, r[k]);
+        }
+    }
+}
 static EM_AVX2 void axpy_f32_avx(int64_t n, float *a, const float *v, float p) {
     const __m256 pv = _mm256_set1_ps(p);
     int64_t d = 0;
@@ -185,6 +238,57 @@ void em_axpy_f16(int64_t n, float *a, const em_f16 *v, float p) {
     if (have_avx2()) { axpy_f16_avx(n, a, v, p); return; }
 #endif
     for (int64_t d = 0; d < n; d++) a[d] = fmaf(em_f16_to_f32(v[d]), p, a[d]);
+}
+
+#if defined(__x86_64__)
+/* em_reduce16_rows on 8 elements at a time: the same adds, elementwise */
+static EM_AVX2 void reduce16_rows_avx(const float *acc, int rows, int64_t n, float *out) {
+    for (int64_t d = 0; d < n; d += 8) {
+        __m256 l[16];
+        for (int k = 0; k < 16; k++) {
+            if (rows == 16) {
+                l[k] = _mm256_loadu_ps(acc + (size_t)k * (size_t)n + d);
+            } else {
+                const __m256 x0 = _mm256_add_ps(_mm256_loadu_ps(acc + (size_t)k * (size_t)n + d),
+                                                _mm256_loadu_ps(acc + (size_t)(32 + k) * (size_t)n + d));
+                const __m256 x1 = _mm256_add_ps(_mm256_loadu_ps(acc + (size_t)(16 + k) * (size_t)n + d),
+                                                _mm256_loadu_ps(acc + (size_t)(48 + k) * (size_t)n + d));
+                l[k] = _mm256_add_ps(x0, x1);
+            }
+        }
+        __m256 t3[8], t6[4];
+        for (int k = 0; k < 8; k++) t3[k] = _mm256_add_ps(l[k + 8], l[k]);
+        for (int k = 0; k < 4; k++) t6[k] = _mm256_add_ps(t3[k + 4], t3[k]);
+        _mm256_storeu_ps(out + d, _mm256_add_ps(_mm256_add_ps(t6[0], t6[2]), _mm256_add_ps(t6[1], t6[3])));
+    }
+}
+#endif
+
+void em_reduce16_rows(const float *acc, int rows, int64_t n, float *out) {
+#if defined(__x86_64__)
+    if (have_avx2() && n % 8 == 0) {
+        reduce16_rows_avx(acc, rows, n, out);
+        return;
+    }
+#endif
+    for (int64_t d = 0; d < n; d++) {
+        float lanes[16];
+        for (int k = 0; k < 16; k++)
+            lanes[k] = rows == 16 ? acc[(size_t)k * (size_t)n + d]
+                                  : (acc[(size_t)k * (size_t)n + d] + acc[(size_t)(32 + k) * (size_t)n + d]) +
+                                        (acc[(size_t)(16 + k) * (size_t)n + d] + acc[(size_t)(48 + k) * (size_t)n + d]);
+        out[d] = em_reduce16(lanes);
+    }
+}
+
+void em_axpy_f16_rows(int64_t n, float *acc, int rows, const em_f16 *const *v, const float *p, int nj) {
+#if defined(__x86_64__)
+    if (have_avx2()) {
+        axpy_f16_rows_avx(n, acc, rows, v, p, nj);
+        return;
+    }
+#endif
+    for (int j = 0; j < nj; j++) em_axpy_f16(n, acc + (size_t)(j % rows) * (size_t)n, v[j], p[j]);
 }
 
 void em_axpy_f32(int64_t n, float *a, const float *v, float p) {

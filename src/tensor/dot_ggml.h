@@ -27,6 +27,9 @@ float em_dot_f32_gemm(int64_t n, const float *a, const float *b);  /* n % 16 == 
  * the reference build computes) or as rounded products (single-token). */
 float em_dot_f32_vec(int64_t n, const float *a, const float *b, bool fma_tail);
 float em_dot_f16_gemm(int64_t n, const em_f16 *a, const em_f16 *b); /* n % 16 == 0 */
+/* out[t] = em_dot_f16_gemm(n, a[t], b) for t < 4, bit for bit (attention:
+ * four keys against one query, the query converted once). */
+void em_dot_f16_gemm4(int64_t n, const em_f16 *const *a, const em_f16 *b, float *out);
 float em_dot_f16_vec(int64_t n, const em_f16 *a, const em_f16 *b);
 
 /* BF16 (AVX512-BF16 VDPBF16PS: per lane, acc += odd product, then += even
@@ -37,6 +40,13 @@ float em_dot_bf16_gemm(int64_t n, const em_bf16 *a, const em_bf16 *b);
 /* a[d] = fmaf(v[d], p, a[d]) for d < n: one rounding per element, as
  * ggml's vector FMA accumulators; v in F16 (converted exactly) or F32. */
 void em_axpy_f16(int64_t n, float *a, const em_f16 *v, float p);
+/* em_axpy_f16(n, acc + (j % rows) * n, v[j], p[j]) for j = 0..nj-1, the same
+ * bits (each row's keys in order), faster. */
+void em_axpy_f16_rows(int64_t n, float *acc, int rows, const em_f16 *const *v, const float *p, int nj);
+/* out[d] = em_reduce16 of the 16 lanes of column d of acc (rows x n): the
+ * rows themselves (rows == 16), or for rows == 64 lane l = (row l + row
+ * 32+l) + (row 16+l + row 48+l), as ggml's 64-wide accumulators reduce. */
+void em_reduce16_rows(const float *acc, int rows, int64_t n, float *out);
 void em_axpy_f32(int64_t n, float *a, const float *v, float p);
 
 /* The 16-lane reduction itself (for callers that accumulate elsewhere). */

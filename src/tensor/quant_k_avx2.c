@@ -319,23 +319,54 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4kx8_pack(q4kx8 *o, c
             o->p[c][g + 4] = _mm256_permute2x128_si256(v[g], v[4 + g], 0x31);
         }
     }
-    int32_t sc[8][8], mn[4][8];
-    float d[8], dm[8];
+    /* scales and mins of the eight rows transposed in registers (built
+     * through stack arrays, each vector load waited for eight scalar stores
+     * to retire: store forwarding cannot merge them) */
+    __m128i S[8], M[8];
+    em_f16 d16[8], m16[8];
     for (int i = 0; i < 8; i++) {
         const em_block_q4_K *b = (const em_block_q4_K *)(blk + (size_t)i * ws);
         uint32_t u[4];
         k4_unpack(b->scales, u);
-        uint8_t v[16];
-        memcpy(v, u, 16);
-        for (int j = 0; j < 8; j++) sc[j][i] = (int32_t)(v[j] | (uint32_t)v[j] << 16);
-        for (int q = 0; q < 4; q++) mn[q][i] = (int32_t)(v[8 + 2 * q] | (uint32_t)v[9 + 2 * q] << 16);
-        d[i] = f16f(b->d);
-        dm[i] = f16f(b->dmin);
+        const __m128i r = _mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]);
+        S[i] = _mm_cvtepu8_epi16(r);                    /* scales 0..7 as int16 */
+        M[i] = _mm_cvtepu8_epi16(_mm_srli_si128(r, 8)); /* mins 0..7 */
+        d16[i] = b->d;
+        m16[i] = b->dmin;
     }
-    for (int j = 0; j < 8; j++) o->sc[j] = _mm256_loadu_si256((const __m256i *)sc[j]);
-    for (int q = 0; q < 4; q++) o->mn[q] = _mm256_loadu_si256((const __m256i *)mn[q]);
-    o->d = _mm256_loadu_ps(d);
-    o->dmin = _mm256_loadu_ps(dm);
+    __m128i a[8], c[8];
+    for (int i = 0; i < 8; i += 2) {
+        a[i] = _mm_unpacklo_epi16(S[i], S[i + 1]);
+        a[i + 1] = _mm_unpackhi_epi16(S[i], S[i + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) { /* rows h..h+3: c[h + k] = scales 2k, 2k+1 of the four rows */
+        c[h + 0] = _mm_unpacklo_epi32(a[h], a[h + 2]);
+        c[h + 1] = _mm_unpackhi_epi32(a[h], a[h + 2]);
+        c[h + 2] = _mm_unpacklo_epi32(a[h + 1], a[h + 3]);
+        c[h + 3] = _mm_unpackhi_epi32(a[h + 1], a[h + 3]);
+    }
+    for (int k = 0; k < 4; k++) {
+        const __m128i t0 = _mm_unpacklo_epi64(c[k], c[4 + k]), t1 = _mm_unpackhi_epi64(c[k], c[4 + k]);
+        /* t: scale 2k (2k+1) of rows 0..7 as int16; each in both halves of its row's 32-bit lane */
+        o->sc[2 * k] = _mm256_set_m128i(_mm_unpackhi_epi16(t0, t0), _mm_unpacklo_epi16(t0, t0));
+        o->sc[2 * k + 1] = _mm256_set_m128i(_mm_unpackhi_epi16(t1, t1), _mm_unpacklo_epi16(t1, t1));
+    }
+    __m128i e[8];
+    for (int i = 0; i < 8; i += 2) {
+        e[i] = _mm_unpacklo_epi32(M[i], M[i + 1]);
+        e[i + 1] = _mm_unpackhi_epi32(M[i], M[i + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) { /* reuse c: c[h + q] = min pair q of rows h..h+3 */
+        c[h + 0] = _mm_unpacklo_epi64(e[h], e[h + 2]);
+        c[h + 1] = _mm_unpackhi_epi64(e[h], e[h + 2]);
+        c[h + 2] = _mm_unpacklo_epi64(e[h + 1], e[h + 3]);
+        c[h + 3] = _mm_unpackhi_epi64(e[h + 1], e[h + 3]);
+    }
+    for (int q = 0; q < 4; q++) o->mn[q] = _mm256_set_m128i(c[4 + q], c[q]);
+    o->d = _mm256_cvtph_ps(_mm_set_epi16((short)d16[7], (short)d16[6], (short)d16[5], (short)d16[4], (short)d16[3],
+                                         (short)d16[2], (short)d16[1], (short)d16[0]));
+    o->dmin = _mm256_cvtph_ps(_mm_set_epi16((short)m16[7], (short)m16[6], (short)m16[5], (short)m16[4], (short)m16[3],
+                                            (short)m16[2], (short)m16[1], (short)m16[0]));
 }
 
 static inline EM_AVX2 __m256i bcast32(const void *p) {

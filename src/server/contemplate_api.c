@@ -340,26 +340,6 @@ static enum MHD_Result stream_start(em_server *s, struct MHD_Connection *c, em_r
 
 /* ------------------------------------------------------------ serving -- */
 
-static enum MHD_Result unavailable(em_server *s, struct MHD_Connection *c, bool full) {
-    cJSON *err = em_error_json(full ? "Too many requests are waiting; retry later" : "The server is shutting down",
-                               "server_error", NULL, full ? "queue_full" : "shutting_down");
-    char *txt = err ? cJSON_PrintUnformatted(err) : NULL;
-    cJSON_Delete(err);
-    struct MHD_Response *resp = txt ? MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE) : NULL;
-    if (!resp) {
-        free(txt);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, "Content-Type", "application/json");
-    MHD_add_response_header(resp, "Retry-After", "1");
-    MHD_add_response_header(resp, "Server", "ember");
-    em_sec_on_response(s, resp, 503, false);
-    enum MHD_Result ret = MHD_queue_response(c, 503, resp);
-    MHD_destroy_response(resp);
-    em_count_status(s, 503);
-    return ret;
-}
-
 enum MHD_Result em_contemplate_serve(em_server *s, struct MHD_Connection *c, const em_oai_meta *m,
                                      const em_gen_params *gp_in, const em_contemplate_opts *o, const int32_t *ids,
                                      size_t n_ids, uint64_t seed) {
@@ -380,7 +360,10 @@ enum MHD_Result em_contemplate_serve(em_server *s, struct MHD_Connection *c, con
     int sub = em_sched_submit(s->sched, r);
     if (sub == EM_SUBMIT_FULL || sub == EM_SUBMIT_CLOSED) {
         em_request_release(r);
-        return unavailable(s, c, sub == EM_SUBMIT_FULL);
+        return em_respond_unavailable(s, c,
+                                      sub == EM_SUBMIT_FULL ? "Too many requests are waiting; retry later"
+                                                            : "The server is shutting down",
+                                      sub == EM_SUBMIT_FULL ? "queue_full" : "shutting_down");
     }
     if (sub != EM_SUBMIT_OK) {
         em_request_release(r);

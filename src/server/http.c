@@ -88,14 +88,33 @@ void em_count_status(em_server *s, int status) {
     if (status >= 100 && status < 600) atomic_fetch_add(&s->status_count[status], 1);
 }
 
-static enum MHD_Result queue(em_server *s, struct MHD_Connection *c, int status, struct MHD_Response *r) {
+enum MHD_Result em_queue_response(em_server *s, struct MHD_Connection *c, int status, struct MHD_Response *r,
+                                  bool stream) {
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Server", "ember");
-    em_sec_on_response(s, r, status, false);
+    em_sec_on_response(s, r, status, stream);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
     MHD_destroy_response(r);
     em_count_status(s, status);
     return ret;
+}
+
+static enum MHD_Result queue(em_server *s, struct MHD_Connection *c, int status, struct MHD_Response *r) {
+    return em_queue_response(s, c, status, r, false);
+}
+
+enum MHD_Result em_respond_unavailable(em_server *s, struct MHD_Connection *c, const char *message, const char *code) {
+    cJSON *e = em_error_json(message, "server_error", NULL, code);
+    char *txt = e ? cJSON_PrintUnformatted(e) : NULL;
+    cJSON_Delete(e);
+    struct MHD_Response *r = txt ? MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!r) {
+        free(txt);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Retry-After", "1");
+    return queue(s, c, 503, r);
 }
 
 static enum MHD_Result respond_text(em_server *s, struct MHD_Connection *c, int status, const char *type,
@@ -237,19 +256,8 @@ static enum MHD_Result route(em_server *s, struct MHD_Connection *c, const char 
     if (em_sec_begin(s, c, url, &cc->sec, &sr)) return sr; /* 401 */
     int st = atomic_load(&s->state);
     if (st != EM_SRV_READY) {
-        struct MHD_Response *r = NULL;
-        cJSON *e = em_error_json(st == EM_SRV_LOADING ? "The model is loading" : "The server is shutting down",
-                                 "server_error", NULL, st == EM_SRV_LOADING ? "loading" : "shutting_down");
-        char *txt = e ? cJSON_PrintUnformatted(e) : NULL;
-        cJSON_Delete(e);
-        if (txt) r = MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
-        if (!r) {
-            free(txt);
-            return MHD_NO;
-        }
-        MHD_add_response_header(r, "Content-Type", "application/json");
-        MHD_add_response_header(r, "Retry-After", "1");
-        return queue(s, c, 503, r);
+        return em_respond_unavailable(s, c, st == EM_SRV_LOADING ? "The model is loading" : "The server is shutting down",
+                                      st == EM_SRV_LOADING ? "loading" : "shutting_down");
     }
     if (models) return em_handle_models(s, c, url[10] == '/' ? url + 11 : NULL);
     return em_handle_completion(s, c, cc->body, cc->len, chat);

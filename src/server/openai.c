@@ -699,24 +699,10 @@ enum MHD_Result em_handle_completion(em_server *s, struct MHD_Connection *c, con
             }
     int sub = em_sched_submit(s->sched, r);
     if (sub == EM_SUBMIT_FULL || sub == EM_SUBMIT_CLOSED) {
-        cJSON *err = em_error_json(sub == EM_SUBMIT_FULL ? "Too many requests are waiting; retry later"
-                                                         : "The server is shutting down",
-                                   "server_error", NULL, sub == EM_SUBMIT_FULL ? "queue_full" : "shutting_down");
-        char *txt = err ? cJSON_PrintUnformatted(err) : NULL;
-        cJSON_Delete(err);
-        struct MHD_Response *resp = txt ? MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE) : NULL;
-        if (!resp) {
-            free(txt);
-            ret = MHD_NO;
-            goto out;
-        }
-        MHD_add_response_header(resp, "Content-Type", "application/json");
-        MHD_add_response_header(resp, "Retry-After", "1");
-        MHD_add_response_header(resp, "Server", "ember");
-        em_sec_on_response(s, resp, 503, false);
-        ret = MHD_queue_response(c, 503, resp);
-        MHD_destroy_response(resp);
-        em_count_status(s, 503);
+        ret = em_respond_unavailable(s, c,
+                                     sub == EM_SUBMIT_FULL ? "Too many requests are waiting; retry later"
+                                                           : "The server is shutting down",
+                                     sub == EM_SUBMIT_FULL ? "queue_full" : "shutting_down");
         goto out;
     }
     if (sub != EM_SUBMIT_OK) {

@@ -132,6 +132,13 @@ enum MHD_Result em_respond_error(em_server *s, struct MHD_Connection *c, int sta
                                  const char *param, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 cJSON *em_error_json(const char *message, const char *type, const char *param, const char *code);
+/* 503 with Retry-After: 1 and an OpenAI-style server_error body (loading,
+ * shutting down, queue full). */
+enum MHD_Result em_respond_unavailable(em_server *s, struct MHD_Connection *c, const char *message, const char *code);
+/* Queues r (may be NULL: MHD_NO) with the Server header and the security
+ * layer's headers, counts the status, and releases r. stream: an SSE body. */
+enum MHD_Result em_queue_response(em_server *s, struct MHD_Connection *c, int status, struct MHD_Response *r,
+                                  bool stream);
 /* True if the peer of socket fd has closed its side. */
 bool em_conn_closed(int fd);
 int em_conn_fd(struct MHD_Connection *c);

@@ -105,12 +105,7 @@ enum MHD_Result em_sse_start(em_sse *st, struct MHD_Connection *c) {
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     MHD_add_response_header(resp, "Cache-Control", "no-cache");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    MHD_add_response_header(resp, "Server", "ember");
-    em_sec_on_response(s, resp, 200, true);
-    enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp);
-    em_count_status(s, 200);
-    return ret;
+    return em_queue_response(s, c, 200, resp, true);
 }
 
 /* ------------------------------------------------ completions and chat -- */

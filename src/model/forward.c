@@ -272,10 +272,8 @@ static void weighted_sum(const em_ctx *c, int32_t seq, int kvh, int hd, const fl
     for (; j < n_kv; j++) {
         const size_t slot = em_kv_slot(&c->kv, seq, j) + (size_t)kvh * hd;
         const float pj = p[j];
-        if (j < np) {
-            float *a = acc + (size_t)(gemm ? (j & 15) : (((j >> 4) & 3) * 16 + (j & 15))) * hd;
-            if (f16) em_axpy_f16(hd, a, (const em_f16 *)vc + slot, pj);
-            else em_axpy_f32(hd, a, (const float *)vc + slot, pj);
+        if (j < np) { /* F32 only: F16 keys below np went through em_axpy_f16_rows above */
+            em_axpy_f32(hd, acc + (size_t)(j % n_acc) * hd, (const float *)vc + slot, pj);
         } else if (f16) {
             has_tail = true;
             const em_f16 *vh = (const em_f16 *)vc + slot;

@@ -708,6 +708,19 @@ static inline __attribute__((always_inline)) EM_AVX2 void gemm_rows(const int KI
     for (; r < nr; r++) gemm_tile(KIND, 1, RN, nb, w, ws, xp, y, r);
 }
 
+/* One packed group of g <= 4 tokens against all rows, RM rows per tile (a
+ * constant at each call, so the tile unrolls). */
+static inline __attribute__((always_inline)) EM_AVX2 void gemm_group(const int KIND, const int RM, int g, int64_t nb,
+                                                                    int64_t nr, const uint8_t *w, size_t ws,
+                                                                    const x4_blk *xp, float *const *y) {
+    switch (g) {
+    case 4: gemm_rows(KIND, RM, 4, nb, nr, w, ws, xp, y); break;
+    case 3: gemm_rows(KIND, RM, 3, nb, nr, w, ws, xp, y); break;
+    case 2: gemm_rows(KIND, RM, 2, nb, nr, w, ws, xp, y); break;
+    default: gemm_rows(KIND, RM, 1, nb, nr, w, ws, xp, y); break;
+    }
+}
+
 /* RM rows per tile for the main loop (registers: RM x 4 accumulators plus
  * the decoded rows; the signed formats keep two vectors per row). A group
  * of fewer than four tokens runs a narrower tile. When `cold`, the first
@@ -730,22 +743,8 @@ static inline __attribute__((always_inline)) EM_AVX2 void gemm_rows(const int KI
         for (int t0 = 0; t0 < nt; t0 += 4) {                                                              \
             const int g = nt - t0 < 4 ? nt - t0 : 4;                                                      \
             pack_x4(nb, x + t0, g, xp);                                                                   \
-            float *const *yg = y + t0;                                                                    \
-            if (cold && t0 == 0) { /* (RM is a constant in each call: the tile unrolls) */                \
-                switch (g) {                                                                              \
-                case 4: gemm_rows(KIND, 1, 4, nb, nr, w, ws, xp, yg); break;                              \
-                case 3: gemm_rows(KIND, 1, 3, nb, nr, w, ws, xp, yg); break;                              \
-                case 2: gemm_rows(KIND, 1, 2, nb, nr, w, ws, xp, yg); break;                              \
-                default: gemm_rows(KIND, 1, 1, nb, nr, w, ws, xp, yg); break;                             \
-                }                                                                                         \
-                continue;                                                                                 \
-            }                                                                                             \
-            switch (g) {                                                                                  \
-            case 4: gemm_rows(KIND, RM, 4, nb, nr, w, ws, xp, yg); break;                                 \
-            case 3: gemm_rows(KIND, RM, 3, nb, nr, w, ws, xp, yg); break;                                 \
-            case 2: gemm_rows(KIND, RM, 2, nb, nr, w, ws, xp, yg); break;                                 \
-            default: gemm_rows(KIND, RM, 1, nb, nr, w, ws, xp, yg); break;                                \
-            }                                                                                             \
+            if (cold && t0 == 0) gemm_group(KIND, 1, g, nb, nr, w, ws, xp, y);                            \
+            else gemm_group(KIND, RM, g, nb, nr, w, ws, xp, y + t0);                                      \
         }                                                                                                 \
     }
 

@@ -1418,8 +1418,8 @@ static void test_vec_dot4(void **state) {
 
 /* gemm (rows x any number of activation rows) is bit-identical to vec_dot
  * for every row count (tile remainders: tiles of 2, 3 and 8 rows) and token
- * count (groups of four, and Q4_0's packed path from five tokens on), on
- * rows of several lengths. */
+ * count (groups of four and eight tokens and their remainders, and Q4_0's
+ * packed path from nine tokens on), on rows of several lengths. */
 static void test_gemm_tiles(void **state) {
     (void)state;
     uint64_t seed = 777;
@@ -1430,7 +1430,7 @@ static void test_gemm_tiles(void **state) {
         n_types++;
         const em_type_traits *at = em_type_traits_get(tt->vec_dot_type);
         for (int64_t n = 256; n <= 8192; n *= 2) {
-            enum { R = 19, NT = 9 };
+            enum { R = 19, NT = 17 };
             const size_t wb = em_type_row_bytes(type, (uint64_t)n), xb = em_type_row_bytes(tt->vec_dot_type, (uint64_t)n);
             float *f = malloc(sizeof(float) * (size_t)n);
             uint8_t *wq = malloc(wb * R), *xq = malloc(xb * NT);

@@ -419,11 +419,12 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4kx8_rows(const int T
                                                                     size_t ws) {
     __m256 acc[4], accm[4];
     _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) acc[t] = accm[t] = _mm256_setzero_ps();
+    const size_t step = nb ? 8 * ws / (size_t)nb : 0;
     for (int64_t k = 0; k < nb; k++) {
-        if (pf)
-            for (int i = 0; i < 8; i++)
-                for (int l = 0; l < (int)sizeof(em_block_q4_K); l += 64)
-                    _mm_prefetch((const char *)pf + (size_t)i * ws + (size_t)k * sizeof(em_block_q4_K) + l, _MM_HINT_T0);
+        if (pf) { /* the next group's eight rows are one contiguous run: fetched linearly, 8 * ws / nb bytes per step */
+            const char *lin = (const char *)pf + (size_t)k * step;
+            for (size_t l = 0; l < step; l += 64) _mm_prefetch(lin + l, _MM_HINT_T0);
+        }
         const em_block_q8_K *xk[4];
         __m128i bk[4];
         _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {

@@ -485,17 +485,18 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_rows(const int T,
                                                                    float *const *y, int64_t r) {
     __m256 acc[8];
     _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
-    const size_t step = PACKED || nb == 0 ? 0 : 8 * ws / (size_t)nb; /* bytes of the group per block */
+    const size_t step = nb == 0 ? 0 : 8 * ws / (size_t)nb; /* bytes of a group per block */
     for (int64_t k = 0; k < nb; k++) {
         __m256i P[4];
         __m256 d;
         if (PACKED) {
             const uint8_t *pk = src + (size_t)k * Q4X8_PACK;
-            if (pf && (k & 3) == 0) /* the next group, four blocks (72 bytes) per row at a time */
-                for (int i = 0; i < 8; i++)
-                    for (int l = 0; l < 2; l++)
-                        _mm_prefetch((const char *)pf + (size_t)i * ws + (size_t)k * sizeof(em_block_q4_0) + 64 * l,
-                                     _MM_HINT_T0);
+            if (pf) { /* the next group: contiguous, fetched linearly (3 lines per block) */
+                const char *lin = (const char *)pf + (size_t)k * step;
+                _mm_prefetch(lin, _MM_HINT_T0);
+                _mm_prefetch(lin + 64, _MM_HINT_T0);
+                _mm_prefetch(lin + 128, _MM_HINT_T0);
+            }
             _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) P[g] = _mm256_load_si256((const __m256i *)pk + g);
             d = _mm256_load_ps((const float *)(pk + 128));
         } else {

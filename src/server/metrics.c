@@ -1,7 +1,8 @@
 /* metrics.c - GET /metrics in the Prometheus text exposition format:
  * responses by status code, tokens in and out, queue depth, active slots,
- * KV blocks, prefix-cache reuse, preemptions, finish reasons, and
- * histograms of the time to first token and the inter-token latency. */
+ * KV blocks, prefix-cache reuse, preemptions, finish reasons, the security
+ * layer's refusals and guard decisions by reason, and histograms of the time
+ * to first token and the inter-token latency. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,6 +107,28 @@ enum MHD_Result em_handle_metrics(em_server *s, struct MHD_Connection *c) {
               (unsigned long long)st.finished_stop, (unsigned long long)st.finished_length,
               (unsigned long long)st.finished_cancelled, (unsigned long long)st.finished_timeout,
               (unsigned long long)st.finished_other);
+    em_sec_counts sc;
+    em_sec_counts_get(s, &sc);
+    static const char *const auth_reason[] = {NULL, "missing", "invalid", "revoked", "expired", "error"};
+    static const char *const rl_limit[] = {NULL, "requests", "tokens", "concurrency", "too_large"};
+    static const char *const guard_src[] = {"user", "untrusted"};
+    static const char *const guard_act[] = {NULL, "flag", "sanitize", "block"};
+    head(&b, "ember_auth_failures_total", "counter", "Requests refused by API-key authentication, by reason.");
+    for (int i = 1; i < 6; i++)
+        mb_printf(&b, "ember_auth_failures_total{reason=\"%s\"} %llu\n", auth_reason[i], (unsigned long long)sc.auth[i]);
+    head(&b, "ember_rate_limited_total", "counter", "Requests refused by a per-key rate limit, by limit.");
+    for (int i = 1; i < 5; i++)
+        mb_printf(&b, "ember_rate_limited_total{limit=\"%s\"} %llu\n", rl_limit[i],
+                  (unsigned long long)sc.rate_limited[i]);
+    head(&b, "ember_guard_decisions_total", "counter",
+         "Requests the prompt-injection guard acted on (the strongest decision per request), by source and action.");
+    for (int src = 0; src < 2; src++)
+        for (int a = 1; a < 4; a++)
+            mb_printf(&b, "ember_guard_decisions_total{source=\"%s\",action=\"%s\"} %llu\n", guard_src[src],
+                      guard_act[a], (unsigned long long)sc.guard[src][a]);
+    head(&b, "ember_redactions_total", "counter", "PII and secrets replaced by the redactor, by part.");
+    mb_printf(&b, "ember_redactions_total{part=\"prompt\"} %llu\nember_redactions_total{part=\"completion\"} %llu\n",
+              (unsigned long long)sc.redacted[0], (unsigned long long)sc.redacted[1]);
     hist(&b, "ember_time_to_first_token_seconds", "Time from request arrival to the first generated token.",
          &st.ttft, em_sched_ttft_bounds);
     hist(&b, "ember_inter_token_latency_seconds", "Time between consecutive tokens of a sequence.", &st.itl,

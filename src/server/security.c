@@ -87,6 +87,11 @@ struct em_sec {
     lrow *head, *tail;
     uint64_t seq_queued, seq_committed;
     bool stop;
+    /* decisions since start-up, for /metrics: finish() counts each request once */
+    _Atomic uint64_t n_auth[EM_AUTH_ERROR + 1];
+    _Atomic uint64_t n_rl[EM_RL_TOO_LARGE + 1];
+    _Atomic uint64_t n_guard[2][EM_GUARD_BLOCK + 1];
+    _Atomic uint64_t n_redacted[2];
 };
 
 typedef struct rstream {
@@ -519,6 +524,11 @@ static void finish(em_sec_req *q, int status, bool have_usage, int64_t pt, int64
     }
     q->finished = true;
     em_sec *g = q->g;
+    if (q->auth_result > EM_AUTH_OK && q->auth_result <= EM_AUTH_ERROR) atomic_fetch_add(&g->n_auth[q->auth_result], 1);
+    if (q->denied > EM_RL_OK && q->denied <= EM_RL_TOO_LARGE) atomic_fetch_add(&g->n_rl[q->denied], 1);
+    if (q->worst > EM_GUARD_ALLOW && q->worst <= EM_GUARD_BLOCK) atomic_fetch_add(&g->n_guard[q->worst_src != 0][q->worst], 1);
+    atomic_fetch_add(&g->n_redacted[0], q->redacted_prompt);
+    atomic_fetch_add(&g->n_redacted[1], q->redacted_completion);
     if (q->admitted) {
         /* without usage: nothing was generated for a refusal, an unknown
          * amount for a request cut off or failed while generating */
@@ -598,6 +608,21 @@ static em_sec_req *req_new(em_sec *g, const char *url) {
     em_hex_encode(rnd, sizeof rnd, q->id + 4);
     snprintf(q->endpoint, sizeof q->endpoint, "%s", !strncmp(url, "/v1/models", 10) ? "/v1/models" : url);
     return q;
+}
+
+_Static_assert(EM_AUTH_ERROR == 5 && EM_RL_TOO_LARGE == 4 && EM_GUARD_BLOCK == 3 && EM_INJ_UNTRUSTED == 1,
+               "em_sec_counts mirrors these enums");
+
+void em_sec_counts_get(const em_server *s, em_sec_counts *out) {
+    memset(out, 0, sizeof *out);
+    const em_sec *g = s->sec;
+    if (!g) return;
+    for (int i = 0; i <= EM_AUTH_ERROR; i++) out->auth[i] = atomic_load(&g->n_auth[i]);
+    for (int i = 0; i <= EM_RL_TOO_LARGE; i++) out->rate_limited[i] = atomic_load(&g->n_rl[i]);
+    for (int src = 0; src < 2; src++)
+        for (int a = 0; a <= EM_GUARD_BLOCK; a++) out->guard[src][a] = atomic_load(&g->n_guard[src][a]);
+    out->redacted[0] = atomic_load(&g->n_redacted[0]);
+    out->redacted[1] = atomic_load(&g->n_redacted[1]);
 }
 
 /* -------------------------------------------------------- http.c hooks -- */

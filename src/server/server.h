@@ -257,6 +257,15 @@ int em_sec_verify_model(em_server *s);
 int em_sec_model_unchanged(em_server *s);
 /* After the last connection is gone: flushes the ledger, frees everything. */
 void em_sec_close(em_server *s);
+/* The security layer's decisions since start-up, for /metrics; all zero
+ * without it. Each request counts once, when it ends. Thread-safe. */
+typedef struct em_sec_counts {
+    uint64_t auth[6];         /* refused by authentication, by em_auth_result (missing .. error) */
+    uint64_t rate_limited[5]; /* refused by a rate limit, by em_rl_status (requests .. too_large) */
+    uint64_t guard[2][4];     /* injection guard's decision, by em_inj_source x em_guard_action */
+    uint64_t redacted[2];     /* PII / secrets replaced: in prompts, in completions */
+} em_sec_counts;
+void em_sec_counts_get(const em_server *s, em_sec_counts *out);
 /* "MODE" or "user=MODE,untrusted=MODE" (tool= for untrusted); MODE allow,
  * flag, sanitize or block. Returns 0 or -1 with msg. */
 int em_sec_parse_guard(const char *spec, int *user, int *untrusted, char *msg, size_t cap);

@@ -130,12 +130,14 @@ function get(srv, p) {
 
 async function metrics(srv) {
   const r = await get(srv, '/metrics');
-  const out = { status: {}, gen: 0 };
+  const out = { status: {}, gen: 0, steps: 0 };
   for (const line of r.body.split('\n')) {
     let m = /^ember_http_requests_total\{code="(\d+)"\} (\d+)/.exec(line);
     if (m) out.status[m[1]] = Number(m[2]);
     m = /^ember_generation_tokens_total (\d+)/.exec(line);
     if (m) out.gen = Number(m[1]);
+    m = /^ember_decode_steps_total (\d+)/.exec(line);
+    if (m) out.steps = Number(m[1]);
   }
   return out;
 }
@@ -259,7 +261,9 @@ async function steadyThroughput(srv, fromS, toS) {
   const a = await metrics(srv), ta = performance.now();
   await sleep((toS - fromS) * 1000);
   const b = await metrics(srv), tb = performance.now();
-  return { tokens: b.gen - a.gen, seconds: (tb - ta) / 1000, tokPerS: (b.gen - a.gen) / ((tb - ta) / 1000) };
+  const steps = b.steps - a.steps, seconds = (tb - ta) / 1000;
+  return { tokens: b.gen - a.gen, seconds, tokPerS: (b.gen - a.gen) / seconds, steps,
+           tokPerStep: steps ? (b.gen - a.gen) / steps : null, msPerStep: steps ? (1000 * seconds) / steps : null };
 }
 
 function fiveXX(m) { return Object.entries(m.status).filter(([c]) => Number(c) >= 500).reduce((a, [, v]) => a + v, 0); }
@@ -352,7 +356,9 @@ if (!cfg.skipAll1b) {
   const fin = await finishServer(srv, '1B');
   const speedup = multiSteady.tokPerS / singleSteady.tokPerS;
   log(`part 2: steady decode throughput 1 client ${singleSteady.tokPerS.toFixed(2)} tok/s, ` +
-    `${cfg.clients1b} clients ${multiSteady.tokPerS.toFixed(2)} tok/s: ${speedup.toFixed(2)}x`);
+    `${cfg.clients1b} clients ${multiSteady.tokPerS.toFixed(2)} tok/s: ${speedup.toFixed(2)}x; tokens per step ` +
+    `${fmt(singleSteady.tokPerStep)} and ${fmt(multiSteady.tokPerStep)}, ms per step ${fmt(singleSteady.msPerStep)} ` +
+    `and ${fmt(multiSteady.msPerStep)}`);
   expect(single.status5xx + multi.status5xx === 0 && srv5xx === 0, `1B: no 5xx`);
   expect(single.errors.length + multi.errors.length === 0, `1B: no failed request`);
   expect(speedup >= 3, `1B: ${cfg.clients1b} clients' aggregate decode throughput >= 3x one client's (${speedup.toFixed(2)}x)`);
@@ -396,14 +402,16 @@ function writeMarkdown(r) {
     lines.push('',
       `**Llama-3.2-1B-shaped, random weights, Q4_0** (\`${c.model1b}\`), \`ember ${B.args.join(' ')}\`: ` +
       `streaming chat requests of ${c.tokens1b} tokens each (ignore_eos). Decode throughput is the server's ` +
-      `generated-token counter over the steady part of each run (from ${c.skip1b} s to the end).`,
+      `generated-token counter over the steady part of each run (from ${c.skip1b} s to the end); tokens per step ` +
+      `and ms per step: the same window over the server's forward-pass counter (\`ember_decode_steps_total\`).`,
       '',
-      '| clients | seconds | requests completed | TTFT p50 | TTFT p99 | steady tok/s | vs 1 client |',
-      '|---|---|---|---|---|---|---|',
+      '| clients | seconds | requests completed | TTFT p50 | TTFT p99 | steady tok/s | tokens / step | ms / step | vs 1 client |',
+      '|---|---|---|---|---|---|---|---|---|',
       `| 1 | ${c.single1b} | ${B.single.completed} | ${fmt(B.single.ttft.p50)} ms | ${fmt(B.single.ttft.p99)} ms | ` +
-      `${B.singleSteady.tokPerS.toFixed(2)} | 1.00x |`,
+      `${B.singleSteady.tokPerS.toFixed(2)} | ${fmt(B.singleSteady.tokPerStep)} | ${fmt(B.singleSteady.msPerStep)} | 1.00x |`,
       `| ${c.clients1b} | ${c.seconds1b} | ${B.multi.completed} | ${fmt(B.multi.ttft.p50)} ms | ${fmt(B.multi.ttft.p99)} ms | ` +
-      `${B.multiSteady.tokPerS.toFixed(2)} | ${B.speedup.toFixed(2)}x |`,
+      `${B.multiSteady.tokPerS.toFixed(2)} | ${fmt(B.multiSteady.tokPerStep)} | ${fmt(B.multiSteady.msPerStep)} | ` +
+      `${B.speedup.toFixed(2)}x |`,
       '',
       `No 5xx (server: ${B.srv5xx}), ${B.single.errors.length + B.multi.errors.length} failed requests; RSS ` +
       `${B.rssBefore.toFixed(0)} MiB before, ${B.rssAfter.toFixed(0)} MiB after; exit status ` +

@@ -162,6 +162,8 @@ m_req=$(mval "$F" "" "$R_REQ")
 m_flag=$(mval "$F" "" "$G_FLAG")
 m_red=$(mval "$B" "$K_ADMIN" "$RED_P")
 m_block=$(mval "$B" "$K_ADMIN" "$G_BLOCK")
+m_bmissing=$(mval "$B" "$K_ADMIN" "$A_MISSING")
+m_binvalid=$(mval "$B" "$K_ADMIN" "$A_INVALID")
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
 c1=$(code "$F/v1/models")$(code "$F/v1/models")
 c2=$(code -H "Authorization: Bearer em-notakey" "$F/v1/models")
@@ -175,8 +177,9 @@ c7=$(code -H "Authorization: Bearer $K_FULL" "$B/v1/completions" \
     -d '{"prompt":"Mail jane.doe@example.com or john.roe@example.org","max_tokens":2}')
 c8=$(code -H "Authorization: Bearer $K_FULL" "$B/v1/chat/completions" \
     -d "{\"messages\":[{\"role\":\"user\",\"content\":\"$INJ\"}],\"max_tokens\":2}")
-[ "$c1 $c2 $c3 $c4 $c5 $c6 $c7 $c8" = "401401 401 401 200 429 200 200 400" ] && ok "metrics: the requests got their statuses" ||
-    bad "metrics: statuses $c1 $c2 $c3 $c4 $c5 $c6 $c7 $c8"
+c9=$(code "$B/metrics")$(code -H "Authorization: Bearer em-notakey" "$B/metrics")$(code -H "Authorization: Bearer $K_FULL" "$B/metrics")
+[ "$c1 $c2 $c3 $c4 $c5 $c6 $c7 $c8 $c9" = "401401 401 401 200 429 200 200 400 401401403" ] &&
+    ok "metrics: the requests got their statuses" || bad "metrics: statuses $c1 $c2 $c3 $c4 $c5 $c6 $c7 $c8 $c9"
 mdelta "$F" "" "$A_MISSING" "$m_missing" 2
 mdelta "$F" "" "$A_INVALID" "$m_invalid" 1
 mdelta "$F" "" "$A_REVOKED" "$m_revoked" 1
@@ -184,6 +187,8 @@ mdelta "$F" "" "$R_REQ" "$m_req" 1
 mdelta "$F" "" "$G_FLAG" "$m_flag" 1
 mdelta "$B" "$K_ADMIN" "$RED_P" "$m_red" 2
 mdelta "$B" "$K_ADMIN" "$G_BLOCK" "$m_block" 1
+mdelta "$B" "$K_ADMIN" "$A_MISSING" "$m_bmissing" 1 # /metrics without a key
+mdelta "$B" "$K_ADMIN" "$A_INVALID" "$m_binvalid" 1
 
 for p in $PID_BLOCK $PID_SAN $PID_FLAG; do
     stop "$p" || bad "server $p exit status"

@@ -681,6 +681,7 @@ bool em_sec_metrics_denied(em_server *s, struct MHD_Connection *c, enum MHD_Resu
     em_key k;
     em_auth_result r = em_keys_authenticate(g->keys_db, tok, n, em_now_s(), &k, &err);
     if (r == EM_AUTH_OK && k.admin) return false;
+    if (r > EM_AUTH_OK && r <= EM_AUTH_ERROR) atomic_fetch_add(&g->n_auth[r], 1); /* no em_sec_req here to count it */
     if (r == EM_AUTH_OK)
         *ret = em_respond_error(s, c, 403, "invalid_request_error", NULL, "permission_denied",
                                 "/metrics needs an admin API key");

@@ -17,12 +17,10 @@
 
 #if EM_HAVE_AVX2_KERNELS
 
-#include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
-#include <string.h>
 
-#define EM_AVX2 __attribute__((target("avx2,fma,f16c")))
+#include "simd_avx2.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -57,23 +55,12 @@ static inline EM_AVX2 __m256 dot_i8_i8(__m256i x, __m256i y) {
     return dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
-/* ggml hsum_float_8 */
-static inline EM_AVX2 float hsum8(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
 static inline EM_AVX2 int hsum_i32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
     return _mm_cvtsi128_si32(s);
 }
-
-/* F16C conversion (exact, like the table, without its 256 KiB in cache) */
-static inline EM_AVX2 float f16f(em_f16 h) { return _cvtsh_ss(h); }
 
 /* ----------------------------------------------------- conversions (F16C) */
 
@@ -390,7 +377,8 @@ EM_AVX2 void em_dot_q4_0_avx2(int64_t n, float *s, const void *w, const void *x)
  * group are one contiguous run of 8 * ws bytes (every GGUF tensor's rows are
  * packed; a padded stride would only thin the prefetch), read at 8 * ws / nb
  * bytes per block, so the prefetch runs linearly that far ahead of the
- * group's start: one sequential stream, three lines per block (144 bytes).
+ * group's start: one sequential stream, the 144 bytes of each block's
+ * eight rows (three lines) per block.
  * Per-row prefetches of each row at +16 KiB (eight streams, four
  * instructions per block) ran at 66% of the bandwidth bound; the linear
  * stream, 1B Q4_0 decode, 2 threads, medians of 5 alternating runs: 16.6 ->
@@ -399,9 +387,6 @@ EM_AVX2 void em_dot_q4_0_avx2(int64_t n, float *s, const void *w, const void *x)
  * prefetcher does not follow eight interleaved rows. */
 #ifndef Q4X8_PF_DIST
 #define Q4X8_PF_DIST 16384
-#endif
-#ifndef Q4X8_HINT
-#define Q4X8_HINT _MM_HINT_T0
 #endif
 
 static inline int ld16(const uint8_t *p) {
@@ -437,12 +422,6 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_gather(const uint
     h = _mm_insert_epi16(h, ld16(blk + 6 * ws), 6);
     h = _mm_insert_epi16(h, ld16(blk + 7 * ws), 7);
     *d = _mm256_cvtph_ps(h);
-}
-
-static inline EM_AVX2 __m256i bcast32(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, sizeof v);
-    return _mm256_set1_epi32(v);
 }
 
 /* One block of eight rows against T activation rows: acc[t] lane i +=
@@ -491,20 +470,12 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_rows(const int T,
         __m256 d;
         if (PACKED) {
             const uint8_t *pk = src + (size_t)k * Q4X8_PACK;
-            if (pf) { /* the next group: contiguous, fetched linearly (3 lines per block) */
-                const char *lin = (const char *)pf + (size_t)k * step;
-                _mm_prefetch(lin, _MM_HINT_T0);
-                _mm_prefetch(lin + 64, _MM_HINT_T0);
-                _mm_prefetch(lin + 128, _MM_HINT_T0);
-            }
+            if (pf) pf_span(pf + (size_t)k * step, step); /* the next group, contiguous: fetched linearly */
             _Pragma("GCC unroll 4") for (int g = 0; g < 4; g++) P[g] = _mm256_load_si256((const __m256i *)pk + g);
             d = _mm256_load_ps((const float *)(pk + 128));
         } else {
             const uint8_t *blk = src + (size_t)k * sizeof(em_block_q4_0);
-            const char *lin = (const char *)src + Q4X8_PF_DIST + (size_t)k * step;
-            _mm_prefetch(lin, Q4X8_HINT);
-            _mm_prefetch(lin + 64, Q4X8_HINT);
-            _mm_prefetch(lin + 128, Q4X8_HINT);
+            pf_span(src + Q4X8_PF_DIST + (size_t)k * step, step);
             q4x8_gather(blk, ws, P, &d);
         }
         const int8_t *xq[8];

@@ -15,30 +15,14 @@
 
 #if EM_HAVE_AVX2_KERNELS
 
-#include <immintrin.h>
 #include <math.h>
-#include <stddef.h>
 #include <stdlib.h>
-#include <string.h>
 
-#define EM_AVX2 __attribute__((target("avx2,fma,f16c")))
-
-/* F16C conversion (exact, like the table, without its 256 KiB in cache) */
-static inline EM_AVX2 float f16f(em_f16 h) { return _cvtsh_ss(h); }
+#include "simd_avx2.h"
 
 /* prefetch the lines of one super-block EM_PF_DIST bytes ahead */
-/* always_inline: as a plain static function GCC finds it has no side
- * effects (a prefetch is none to it) and deletes the calls. */
 static inline __attribute__((always_inline)) EM_AVX2 void pf_block(const void *p, size_t size) {
-    for (size_t o = 0; o < size; o += 64) _mm_prefetch((const char *)p + EM_PF_DIST + o, _MM_HINT_T0);
-}
-
-/* ggml hsum_float_8 */
-static inline EM_AVX2 float hsum8(__m256 v) {
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
+    pf_span((const char *)p + EM_PF_DIST, size);
 }
 
 /* int16 scale a for the low 16 bytes (elements 0..15 of a chunk), b for
@@ -369,12 +353,6 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4kx8_pack(q4kx8 *o, c
                                             (short)m16[2], (short)m16[1], (short)m16[0]));
 }
 
-static inline EM_AVX2 __m256i bcast32(const void *p) {
-    int32_t v;
-    memcpy(&v, p, sizeof v);
-    return _mm256_set1_epi32(v);
-}
-
 /* One packed super-block against T tokens (x[t]: the token's Q8_K block,
  * bs[t]: its eight sub-block sums as int16). Each 16-bit lane adds eight
  * maddubs pairs of at most 2 * 15 * 128: below 2^15. */
@@ -421,10 +399,7 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4kx8_rows(const int T
     _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) acc[t] = accm[t] = _mm256_setzero_ps();
     const size_t step = nb ? 8 * ws / (size_t)nb : 0;
     for (int64_t k = 0; k < nb; k++) {
-        if (pf) { /* the next group's eight rows are one contiguous run: fetched linearly, 8 * ws / nb bytes per step */
-            const char *lin = (const char *)pf + (size_t)k * step;
-            for (size_t l = 0; l < step; l += 64) _mm_prefetch(lin + l, _MM_HINT_T0);
-        }
+        if (pf) pf_span(pf + (size_t)k * step, step); /* the next group: its eight rows are one contiguous run */
         const em_block_q8_K *xk[4];
         __m128i bk[4];
         _Pragma("GCC unroll 4") for (int t = 0; t < T; t++) {

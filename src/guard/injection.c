@@ -1146,6 +1146,8 @@ struct em_inj_guard {
     size_t n_scorers;
 };
 
+const char *em_inj_source_name(em_inj_source s) { return s == EM_INJ_UNTRUSTED ? "untrusted" : "user"; }
+
 const char *em_guard_action_name(em_guard_action a) {
     switch (a) {
     case EM_GUARD_ALLOW: return "allow";

@@ -42,6 +42,7 @@ typedef enum {
 } em_guard_action;
 
 const char *em_guard_action_name(em_guard_action a); /* "allow", "flag", "sanitize", "block" */
+const char *em_inj_source_name(em_inj_source s);     /* "user", "untrusted" */
 int em_guard_action_parse(const char *s, em_guard_action *a);
 
 #define EM_INJ_MAX_HITS 24

@@ -328,3 +328,13 @@ const char *em_rl_status_message(em_rl_status s) {
     default: return "Request too large: prompt plus max_tokens exceeds the key's tokens-per-minute limit.";
     }
 }
+
+const char *em_rl_status_name(em_rl_status st) {
+    switch (st) {
+    case EM_RL_OK: return "ok";
+    case EM_RL_RPM: return "requests";
+    case EM_RL_TPM: return "tokens";
+    case EM_RL_CONCURRENCY: return "concurrency";
+    default: return "too_large";
+    }
+}

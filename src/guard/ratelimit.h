@@ -45,6 +45,10 @@ typedef enum {
     EM_RL_TOO_LARGE,    /* asks for more tokens than the tpm limit: never grantable */
 } em_rl_status;
 
+/* "requests", "tokens", "concurrency", "too_large" ("ok" for EM_RL_OK): the
+ * limit that refused, as the ledger and /metrics name it. */
+const char *em_rl_status_name(em_rl_status st);
+
 /* What the response headers report (OpenAI's x-ratelimit-*). A limit of 0
  * means unlimited and its headers are left out. Times in milliseconds. */
 typedef struct em_rl_info {

@@ -360,10 +360,7 @@ enum MHD_Result em_contemplate_serve(em_server *s, struct MHD_Connection *c, con
     int sub = em_sched_submit(s->sched, r);
     if (sub == EM_SUBMIT_FULL || sub == EM_SUBMIT_CLOSED) {
         em_request_release(r);
-        return em_respond_unavailable(s, c,
-                                      sub == EM_SUBMIT_FULL ? "Too many requests are waiting; retry later"
-                                                            : "The server is shutting down",
-                                      sub == EM_SUBMIT_FULL ? "queue_full" : "shutting_down");
+        return em_respond_not_admitted(s, c, sub == EM_SUBMIT_FULL);
     }
     if (sub != EM_SUBMIT_OK) {
         em_request_release(r);

@@ -103,19 +103,6 @@ static enum MHD_Result queue(em_server *s, struct MHD_Connection *c, int status,
     return em_queue_response(s, c, status, r, false);
 }
 
-enum MHD_Result em_respond_unavailable(em_server *s, struct MHD_Connection *c, const char *message, const char *code) {
-    cJSON *e = em_error_json(message, "server_error", NULL, code);
-    char *txt = e ? cJSON_PrintUnformatted(e) : NULL;
-    cJSON_Delete(e);
-    struct MHD_Response *r = txt ? MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE) : NULL;
-    if (!r) {
-        free(txt);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Retry-After", "1");
-    return queue(s, c, 503, r);
-}
 
 static enum MHD_Result respond_text(em_server *s, struct MHD_Connection *c, int status, const char *type,
                                     const char *text, size_t len, bool copy) {
@@ -125,19 +112,34 @@ static enum MHD_Result respond_text(em_server *s, struct MHD_Connection *c, int 
     return queue(s, c, status, r);
 }
 
-enum MHD_Result em_respond_json(em_server *s, struct MHD_Connection *c, int status, cJSON *body) {
+/* body (taken; NULL: out of memory) as an application/json response, or NULL */
+static struct MHD_Response *json_response(em_server *s, int status, cJSON *body) {
     em_sec_filter_json(s, status, body);
     char *txt = body ? cJSON_PrintUnformatted(body) : NULL;
     cJSON_Delete(body);
-    if (!txt) return MHD_NO;
-    size_t n = strlen(txt);
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, txt, MHD_RESPMEM_MUST_FREE);
+    if (!txt) return NULL;
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(txt), txt, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(txt);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(r, "Content-Type", "application/json");
-    return queue(s, c, status, r);
+    return r;
+}
+
+enum MHD_Result em_respond_json(em_server *s, struct MHD_Connection *c, int status, cJSON *body) {
+    return queue(s, c, status, json_response(s, status, body));
+}
+
+enum MHD_Result em_respond_unavailable(em_server *s, struct MHD_Connection *c, const char *message, const char *code) {
+    struct MHD_Response *r = json_response(s, 503, em_error_json(message, "server_error", NULL, code));
+    if (r) MHD_add_response_header(r, "Retry-After", "1");
+    return queue(s, c, 503, r);
+}
+
+enum MHD_Result em_respond_not_admitted(em_server *s, struct MHD_Connection *c, bool queue_full) {
+    return queue_full ? em_respond_unavailable(s, c, "Too many requests are waiting; retry later", "queue_full")
+                      : em_respond_unavailable(s, c, "The server is shutting down", "shutting_down");
 }
 
 cJSON *em_error_json(const char *message, const char *type, const char *param, const char *code) {

@@ -699,10 +699,7 @@ enum MHD_Result em_handle_completion(em_server *s, struct MHD_Connection *c, con
             }
     int sub = em_sched_submit(s->sched, r);
     if (sub == EM_SUBMIT_FULL || sub == EM_SUBMIT_CLOSED) {
-        ret = em_respond_unavailable(s, c,
-                                     sub == EM_SUBMIT_FULL ? "Too many requests are waiting; retry later"
-                                                           : "The server is shutting down",
-                                     sub == EM_SUBMIT_FULL ? "queue_full" : "shutting_down");
+        ret = em_respond_not_admitted(s, c, sub == EM_SUBMIT_FULL);
         goto out;
     }
     if (sub != EM_SUBMIT_OK) {

@@ -147,7 +147,6 @@ struct em_sec_req {
 
 static __thread em_sec_req *cur;
 
-static const char *const INJ_SOURCE[] = {"user", "untrusted"};
 
 /* ------------------------------------------------------------ helpers -- */
 
@@ -489,14 +488,11 @@ static char *guard_text(const em_sec_req *q) {
     if (!o) return NULL;
     if (q->auth_result != EM_AUTH_OK) cJSON_AddStringToObject(o, "auth", em_auth_code((em_auth_result)q->auth_result));
     if (q->denied != EM_RL_OK)
-        cJSON_AddStringToObject(o, "rate_limit", q->denied == EM_RL_RPM          ? "requests"
-                                                 : q->denied == EM_RL_TPM        ? "tokens"
-                                                 : q->denied == EM_RL_CONCURRENCY ? "concurrency"
-                                                                                  : "too_large");
+        cJSON_AddStringToObject(o, "rate_limit", em_rl_status_name(q->denied));
     if (q->worst != EM_GUARD_ALLOW) {
         cJSON *i = cJSON_AddObjectToObject(o, "injection");
         cJSON_AddStringToObject(i, "decision", em_guard_action_name(q->worst));
-        cJSON_AddStringToObject(i, "source", INJ_SOURCE[q->worst_src]);
+        cJSON_AddStringToObject(i, "source", em_inj_source_name(q->worst_src));
         cJSON_AddNumberToObject(i, "score", (double)(int)(q->score * 1000 + 0.5) / 1000);
         cJSON_AddStringToObject(i, "reason", q->reason);
         cJSON_AddStringToObject(i, "rules", q->rules);
@@ -728,7 +724,7 @@ static void add_headers(em_sec_req *q, struct MHD_Response *r, int status) {
     if (q->worst != EM_GUARD_ALLOW) {
         char v[400];
         snprintf(v, sizeof v, "%s; source=%s; score=%.2f; reason=%s; rules=%s", em_guard_action_name(q->worst),
-                 INJ_SOURCE[q->worst_src], (double)q->score, q->reason, q->rules);
+                 em_inj_source_name(q->worst_src), (double)q->score, q->reason, q->rules);
         MHD_add_response_header(r, "x-ember-guard", v);
     }
 }

@@ -135,6 +135,9 @@ cJSON *em_error_json(const char *message, const char *type, const char *param, c
 /* 503 with Retry-After: 1 and an OpenAI-style server_error body (loading,
  * shutting down, queue full). */
 enum MHD_Result em_respond_unavailable(em_server *s, struct MHD_Connection *c, const char *message, const char *code);
+/* The 503 for a request the scheduler did not take: its queue is full, or
+ * it is shutting down. */
+enum MHD_Result em_respond_not_admitted(em_server *s, struct MHD_Connection *c, bool queue_full);
 /* Queues r (may be NULL: MHD_NO) with the Server header and the security
  * layer's headers, counts the status, and releases r. stream: an SSE body. */
 enum MHD_Result em_queue_response(em_server *s, struct MHD_Connection *c, int status, struct MHD_Response *r,

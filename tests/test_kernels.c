@@ -103,12 +103,27 @@ static bool cpu_avx2(void) {
 #endif
 }
 
-/* The AVX2 traits of a type, or NULL if the AVX2 set is not active (no CPU
- * support, or EMBER_NO_SIMD set). */
+/* EMBER_NO_SIMD set to something other than "" or "0": kernels forced scalar */
+static bool env_no_simd(void) {
+    const char *env = getenv("EMBER_NO_SIMD");
+    return env && *env && strcmp(env, "0") != 0;
+}
+
+/* The AVX2 traits of a type, or NULL (scalar only) only where the AVX2
+ * set cannot be tested: a CPU without AVX2/FMA/F16C, or EMBER_NO_SIMD set.
+ * Its absence anywhere else fails the test: no comparison against the
+ * scalar kernels is ever skipped on a machine that can run it. */
 static const em_type_traits *avx2_traits(uint32_t type) {
     em_kernels_force_scalar(false);
-    if (strcmp(em_kernels_isa(), "avx2") != 0) return NULL;
-    return em_type_traits_get(type);
+    if (strcmp(em_kernels_isa(), "avx2") == 0) return em_type_traits_get(type);
+    if (cpu_avx2() && !env_no_simd()) fail_msg("the CPU has AVX2/FMA/F16C but the AVX2 kernel set is not active");
+    return NULL;
+}
+
+/* For the tests that only compare AVX2 against scalar: says why, then skips. */
+static void skip_without_avx2(void) {
+    print_message("skipped: %s\n", env_no_simd() ? "EMBER_NO_SIMD is set" : "this CPU lacks AVX2/FMA/F16C");
+    skip();
 }
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
@@ -177,9 +192,7 @@ static void test_isa_switch(void **state) {
     assert_string_equal(em_kernels_isa(), "scalar");
     assert_ptr_equal(em_type_traits_get(EM_TYPE_Q4_0), em_type_traits_scalar(EM_TYPE_Q4_0));
     em_kernels_force_scalar(false);
-    const char *env = getenv("EMBER_NO_SIMD");
-    const bool env_off = env && *env && strcmp(env, "0") != 0;
-    if (cpu_avx2() && !env_off) {
+    if (cpu_avx2() && !env_no_simd()) {
         assert_string_equal(em_kernels_isa(), "avx2");
         const em_type_traits *t = em_type_traits_get(EM_TYPE_Q4_0);
         assert_ptr_not_equal(t->vec_dot, em_type_traits_scalar(EM_TYPE_Q4_0)->vec_dot);
@@ -292,7 +305,7 @@ static void test_bf16_edges(void **state) {
 static void test_half_avx2_matches_scalar(void **state) {
     (void)state;
     const em_type_traits *v16 = avx2_traits(EM_TYPE_F16), *vbf = avx2_traits(EM_TYPE_BF16);
-    if (!v16) skip();
+    if (!v16) skip_without_avx2();
     const em_type_traits *s16 = em_type_traits_scalar(EM_TYPE_F16), *sbf = em_type_traits_scalar(EM_TYPE_BF16);
     enum { N = 50003 };
     float *x = malloc(N * sizeof *x);
@@ -534,7 +547,7 @@ static void test_quantize_q8_activation(void **state) {
  * and on adversarial blocks (exact ties, tiny, huge, inf, NaN). */
 static void test_quantize_q8_avx2_matches_scalar(void **state) {
     (void)state;
-    if (!avx2_traits(EM_TYPE_Q8_0)) skip();
+    if (!avx2_traits(EM_TYPE_Q8_0)) skip_without_avx2();
     enum { NB = 344 + 8, N = NB * 32 };
     float *x = malloc(N * sizeof *x);
     uint8_t *a = malloc(NB * 36), *b = malloc(NB * 36);
@@ -734,7 +747,7 @@ static void check_avx2_vs_scalar(dot_case *c) {
 
 static void test_vec_dot_avx2_vs_scalar(void **state) {
     (void)state;
-    if (!avx2_traits(EM_TYPE_F32)) skip();
+    if (!avx2_traits(EM_TYPE_F32)) skip_without_avx2();
     run_dot_cases(check_avx2_vs_scalar);
 }
 
@@ -1093,7 +1106,7 @@ static void test_quantize_q8_K(void **state) {
  * adversarial blocks (ties, equal +-max, tiny, huge, inf, NaN, -0). */
 static void test_quantize_q8_K_avx2_matches_scalar(void **state) {
     (void)state;
-    if (!avx2_traits(EM_TYPE_Q8_K)) skip();
+    if (!avx2_traits(EM_TYPE_Q8_K)) skip_without_avx2();
     enum { NR = 64, NA = 10, NB = NR + NA, N = NB * 256 };
     float *x = malloc(N * sizeof *x);
     uint8_t *a = malloc(NB * 292), *b = malloc(NB * 292);

@@ -1379,7 +1379,9 @@ static float emulate_oracle_k(const dot_case *c) {
 }
 
 /* vec_dot4 (one weight row x four activation rows) is bit-identical to four
- * vec_dot calls for every type that has it. */
+ * vec_dot calls for every type that has it. Float types (F16: attention's
+ * query against four keys) also at head-dimension lengths, with and without
+ * a tail, and past the four-row kernel's stack copy. */
 static void test_vec_dot4(void **state) {
     (void)state;
     uint64_t seed = 12345;
@@ -1387,7 +1389,12 @@ static void test_vec_dot4(void **state) {
         const em_type_traits *tt = em_type_traits_get(type);
         if (!tt || !tt->vec_dot4) continue;
         const em_type_traits *at = em_type_traits_get(tt->vec_dot_type);
-        for (int64_t n = 256; n <= 4096; n *= 4) { /* multiples of every block size */
+        static const int64_t ns_block[] = {256, 1024, 4096}; /* multiples of every block size */
+        static const int64_t ns_float[] = {16, 64, 96, 128, 256, 1024, 1088, 4096};
+        const bool fl = tt->blck == 1;
+        const size_t nn = fl ? sizeof ns_float / sizeof *ns_float : sizeof ns_block / sizeof *ns_block;
+        for (size_t in = 0; in < nn; in++) {
+            const int64_t n = fl ? ns_float[in] : ns_block[in];
             float *w = malloc(sizeof(float) * (size_t)n), *x = malloc(sizeof(float) * (size_t)n * 4);
             uint8_t *wq = malloc(em_type_row_bytes(type, (uint64_t)n));
             size_t xb = em_type_row_bytes(tt->vec_dot_type, (uint64_t)n);

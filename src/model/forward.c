@@ -42,12 +42,15 @@ static void mm_worker(void *arg, int ith, int nth) {
     const mm_task *t = arg;
     const em_weight *w = t->w;
     const bool tiled = w->tt->gemm != NULL;
-    const int64_t rows_per = tiled ? GEMM_TILE : MM_TILE;
-    const long n_tiles = (long)((w->rows + rows_per - 1) / rows_per);
+    /* threads get whole units of rows (tile kernels: groups of eight, their
+     * widest row blocking; a 48-row unit left K/V's 512 rows split 288/224),
+     * then walk their share a tile at a time */
+    const int64_t rows_per = tiled ? GEMM_TILE : MM_TILE, unit = tiled ? 8 : MM_TILE;
     long lo, hi;
-    em_split(n_tiles, ith, nth, &lo, &hi);
-    for (long tile = lo; tile < hi; tile++) {
-        int64_t r0 = tile * rows_per, r1 = r0 + rows_per < w->rows ? r0 + rows_per : w->rows;
+    em_split((long)((w->rows + unit - 1) / unit), ith, nth, &lo, &hi);
+    const int64_t end = (int64_t)hi * unit < w->rows ? (int64_t)hi * unit : w->rows;
+    for (int64_t r0 = (int64_t)lo * unit; r0 < end; r0 += rows_per) {
+        const int64_t r1 = r0 + rows_per < end ? r0 + rows_per : end;
         if (tiled) { /* quantized weights: tile kernels, same numbers as vec_dot */
             for (int b = 0; b < t->B; b += GEMM_TOKENS) {
                 const int nt = t->B - b < GEMM_TOKENS ? t->B - b : GEMM_TOKENS;
@@ -68,7 +71,9 @@ static void mm_worker(void *arg, int ith, int nth) {
          * (outputs are independent, so the copies change nothing): one pass
          * over the weights instead of 2-3, which is what counts when a few
          * sequences decode together. */
-        if (w->tt->vec_dot4)
+        /* float weights with tinyBLAS's shape have a prompt-batch order of
+         * their own (below); integer sums are the same in any order */
+        if (w->tt->vec_dot4 && (w->tt->blck > 1 || !t->gemm_ok))
             for (; b + 2 <= t->B; b += 4) {
                 const int nt = t->B - b < 4 ? t->B - b : 4;
                 const void *xs[4];
@@ -325,12 +330,17 @@ static void attn_worker(void *arg, int ith, int nth) {
         float mx = -INFINITY;
         for (int j = 0; j < j0; j++) sc[j] = -INFINITY;
         int j = j0;
-        if (f16 && gemm && hd % 16 == 0) /* four keys per call, same bits as one at a time */
+        /* four keys per call, same bits as one at a time: the prompt-batch
+         * order, or a single token's (vec_dot) order where the kernel set has
+         * a four-row F16 dot */
+        const bool four = f16 && (gemm ? hd % 16 == 0 : dt->vec_dot4 != NULL);
+        if (four)
             for (; j + 4 <= n_kv; j += 4) {
                 const em_f16 *k4[4];
                 for (int u = 0; u < 4; u++) k4[u] = (const em_f16 *)kc + em_kv_slot(&c->kv, seq, j + u) + (size_t)kvh * hd;
                 float s4[4];
-                em_dot_f16_gemm4(hd, k4, q16, s4);
+                if (gemm) em_dot_f16_gemm4(hd, k4, q16, s4);
+                else dt->vec_dot4(hd, s4, q16, (const void *const *)k4);
                 for (int u = 0; u < 4; u++) {
                     const float s = s4[u] * scale;
                     sc[j + u] = s;
@@ -350,10 +360,14 @@ static void attn_worker(void *arg, int ith, int nth) {
             sc[j] = s;
             if (s > mx) mx = s;
         }
-        /* ggml's softmax runs over the padded row; masked entries are 0 */
+        /* ggml's softmax runs over the padded row, where masked entries give
+         * exp = 0. It sums 16-element chunks, so the chunks past the last
+         * one holding a real key add exactly 0: stop there (n_soft), the
+         * same sum for a fraction of the exps. */
         const int n_pad = (int)kv_len_padded(c, n_kv);
-        for (int j = n_kv; j < n_pad; j++) sc[j] = -INFINITY;
-        const double sum = em_ggml_softmax_exp(n_pad, sc, sc, mx);
+        const int n_soft = (n_kv + 15) / 16 * 16 < n_pad ? (n_kv + 15) / 16 * 16 : n_pad;
+        for (int j = n_kv; j < n_soft; j++) sc[j] = -INFINITY;
+        const double sum = em_ggml_softmax_exp(n_soft, sc, sc, mx);
         const float inv = (float)(1.0 / sum);
         for (int j = 0; j < n_kv; j++) sc[j] *= inv;
         if (f16) /* the weights rounded to F16 (as ggml's F16 V product takes them) */

@@ -262,6 +262,7 @@ void em_from_f32_q8_1_avx2(const float *src, void *dst, int64_t n);
 
 void em_dot_f32_avx2(int64_t n, float *s, const void *w, const void *x);
 void em_dot_f16_avx2(int64_t n, float *s, const void *w, const void *x);
+void em_dot4_f16_avx2(int64_t n, float *s, const void *w, const void *const *x);
 void em_dot_bf16_avx2(int64_t n, float *s, const void *w, const void *x);
 /* one weight row x four activation rows, bit-identical to four single calls */
 void em_dot4_q4_1_avx2(int64_t n, float *s, const void *w, const void *const *x);

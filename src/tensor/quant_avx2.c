@@ -205,13 +205,58 @@ EM_AVX2 void em_dot_f16_avx2(int64_t n, float *s, const void *w, const void *x) 
 #define LD(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
     const int64_t np = n & ~(int64_t)63;
     __m256 c[8];
-    for (int k = 0; k < 8; k++) c[k] = _mm256_setzero_ps();
+    _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) c[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < np; i += 64)
-        for (int k = 0; k < 8; k++) c[k] = _mm256_fmadd_ps(LD(a + i + 8 * k), LD(b + i + 8 * k), c[k]);
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) c[k] = _mm256_fmadd_ps(LD(a + i + 8 * k), LD(b + i + 8 * k), c[k]);
 #undef LD
     double sum = fold4x16(c);
     for (int64_t i = np; i < n; i++) sum += (double)(em_f16_to_f32(a[i]) * em_f16_to_f32(b[i]));
     *s = (float)sum;
+}
+
+/* s[j] = em_dot_f16_avx2(n, w, x[j]) for j < 4, bit for bit: w is converted
+ * once (attention: one query against four keys), and the four final
+ * reductions run side by side, each lane seeing reduce16's additions in
+ * reduce16's order. Rows whose length is not a multiple of 64 (a tail) or
+ * too long for the stack copy take the single-row kernel. */
+EM_AVX2 void em_dot4_f16_avx2(int64_t n, float *s, const void *w, const void *const *x) {
+    enum { MAXN = 1024 };
+    if (n % 64 != 0 || n > MAXN) {
+        for (int j = 0; j < 4; j++) em_dot_f16_avx2(n, &s[j], w, x[j]);
+        return;
+    }
+    const em_f16 *a = w;
+    float af[MAXN];
+    for (int64_t i = 0; i < n; i += 8)
+        _mm256_storeu_ps(af + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))));
+    __m256 t3[4]; /* reduce16's first step (hi + lo) of fold4x16's halves, per row */
+    _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
+        const em_f16 *b = x[j];
+        __m256 c[8];
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) c[k] = _mm256_setzero_ps();
+        for (int64_t i = 0; i < n; i += 64)
+            _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
+                c[k] = _mm256_fmadd_ps(_mm256_loadu_ps(af + i + 8 * k),
+                                       _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i + 8 * k))), c[k]);
+        const __m256 lo = _mm256_add_ps(_mm256_add_ps(c[0], c[4]), _mm256_add_ps(c[2], c[6]));
+        const __m256 hi = _mm256_add_ps(_mm256_add_ps(c[1], c[5]), _mm256_add_ps(c[3], c[7]));
+        t3[j] = _mm256_add_ps(hi, lo);
+    }
+    /* reduce16 per row: t6 = high 128 + low 128, t8 = t6 + t6[2,3,0,1],
+     * result t8[0] + t8[1]. Rows 0,1 and 2,3 share a register per step. */
+    const __m256 s01 = _mm256_add_ps(_mm256_permute2f128_ps(t3[0], t3[1], 0x20), _mm256_permute2f128_ps(t3[0], t3[1], 0x31));
+    const __m256 s23 = _mm256_add_ps(_mm256_permute2f128_ps(t3[2], t3[3], 0x20), _mm256_permute2f128_ps(t3[2], t3[3], 0x31));
+    /* lanes: [t6_0 | t6_1] and [t6_2 | t6_3]; t8 for all four: */
+    const __m256 t8 = _mm256_add_ps(_mm256_shuffle_ps(s01, s23, _MM_SHUFFLE(1, 0, 1, 0)),
+                                    _mm256_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
+    /* t8 lanes: [t8_0[0], t8_0[1], t8_2[0], t8_2[1] | t8_1[0], t8_1[1], t8_3[0], t8_3[1]] */
+    const __m256 r = _mm256_add_ps(t8, _mm256_permute_ps(t8, _MM_SHUFFLE(2, 3, 0, 1)));
+    float out[8];
+    _mm256_storeu_ps(out, r);
+    s[0] = out[0];
+    s[1] = out[4];
+    s[2] = out[2];
+    s[3] = out[6];
 }
 
 /* vdpbf16ps on 8 lanes: lane j += a[2j+1]*b[2j+1], then += a[2j]*b[2j]

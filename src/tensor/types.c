@@ -47,7 +47,8 @@ static const em_type_traits scalar_table[EM_TYPE_COUNT] = {
 #if EM_HAVE_AVX2_KERNELS
 static const em_type_traits avx2_table[EM_TYPE_COUNT] = {
     ROW(EM_TYPE_F32, "F32", 1, 4, EM_TYPE_F32, em_to_f32_f32, em_from_f32_f32, em_dot_f32_avx2),
-    ROW(EM_TYPE_F16, "F16", 1, 2, EM_TYPE_F16, em_to_f32_f16_avx2, em_from_f32_f16_avx2, em_dot_f16_avx2),
+    ROW4(EM_TYPE_F16, "F16", 1, 2, EM_TYPE_F16, em_to_f32_f16_avx2, em_from_f32_f16_avx2, em_dot_f16_avx2,
+         em_dot4_f16_avx2),
     ROW(EM_TYPE_BF16, "BF16", 1, 2, EM_TYPE_BF16, em_to_f32_bf16, em_from_f32_bf16_avx2, em_dot_bf16_avx2),
     ROWG(EM_TYPE_Q4_0, "Q4_0", 32, 18, EM_TYPE_Q8_0, em_to_f32_q4_0, em_from_f32_q4_0, em_dot_q4_0_avx2,
          em_gemm_q4_0_avx2),

@@ -147,6 +147,31 @@ static void matmul_prepared(em_ctx *c, const em_weight *w, const uint8_t *xq, si
     em_pool_run(c->pool, mm_worker, &t);
 }
 
+/* Several matmuls in one dispatch: each thread does its share of each in
+ * turn (they write disjoint outputs), one wake-up and one barrier in all. */
+#define MM_BATCH 16
+typedef struct {
+    mm_task t[MM_BATCH];
+    em_weight w[MM_BATCH];
+    int n;
+} mm_batch;
+
+static void mm_batch_worker(void *arg, int ith, int nth) {
+    mm_batch *b = arg;
+    for (int i = 0; i < b->n; i++) mm_worker(&b->t[i], ith, nth);
+}
+
+/* nw matmuls of one prepared input (Q/K/V, gate/up) in one dispatch:
+ * y[i] = w[i] x, row stride ys[i]. */
+static void matmul_prepared_n(em_ctx *c, int nw, const em_weight *const *w, const uint8_t *xq, size_t xstride, int B,
+                              float *const *y, const size_t *ys, const uint8_t *ord) {
+    mm_batch b;
+    b.n = nw;
+    for (int i = 0; i < nw; i++)
+        b.t[i] = (mm_task){w[i], ord, w[i]->cols % 16 == 0 && w[i]->rows % 4 == 0, xq, xstride, B, y[i], ys[i], NULL, NULL};
+    em_pool_run(c->pool, mm_batch_worker, &b);
+}
+
 static void matmul(em_ctx *c, const em_weight *w, const float *x, size_t xs, int B, float *y, size_t ys,
                    const uint8_t *ord) {
     size_t stride;
@@ -394,9 +419,16 @@ static void ffn_dense(em_ctx *c, const em_weight *gate, const em_weight *up, con
     const size_t E = c->m->hp.n_embd, F = (size_t)gate->rows;
     size_t st;
     const uint8_t *xq = prepare_act(c, gate, c->xb, E, n, &st);
-    matmul_prepared(c, gate, xq, st, n, c->hb, F, ord);
-    if (up->tt->vec_dot_type != gate->tt->vec_dot_type) xq = prepare_act(c, up, c->xb, E, n, &st);
-    matmul_prepared(c, up, xq, st, n, c->hb2, F, ord);
+    if (up->tt->vec_dot_type == gate->tt->vec_dot_type) {
+        const em_weight *w[2] = {gate, up};
+        float *y[2] = {c->hb, c->hb2};
+        const size_t ys[2] = {F, F};
+        matmul_prepared_n(c, 2, w, xq, st, n, y, ys, ord);
+    } else {
+        matmul_prepared(c, gate, xq, st, n, c->hb, F, ord);
+        xq = prepare_act(c, up, c->xb, E, n, &st);
+        matmul_prepared(c, up, xq, st, n, c->hb2, F, ord);
+    }
     swiglu(c->hb, c->hb2, n, F);
     matmul(c, down, c->hb, F, n, c->xb, E, ord);
 }
@@ -413,20 +445,6 @@ static em_weight expert_slice(const em_weight *w, int e) {
  * stream once for all the tokens that picked it, and unchosen experts are
  * never touched. Output row j = t * K + k (token t, k-th choice). ggml's
  * mul_mat_id always runs the single-token (vec_dot) kernels. */
-/* Several matmuls in one dispatch: each thread does its share of each in
- * turn (they write disjoint outputs), one wake-up and one barrier in all. */
-#define MM_BATCH 16
-typedef struct {
-    mm_task t[MM_BATCH];
-    em_weight w[MM_BATCH];
-    int n;
-} mm_batch;
-
-static void mm_batch_worker(void *arg, int ith, int nth) {
-    mm_batch *b = arg;
-    for (int i = 0; i < b->n; i++) mm_worker(&b->t[i], ith, nth);
-}
-
 /* nw (1 or 2) stacked weights that share the input xq (up and gate), each
  * with its output y[w]; all chosen experts of both in as few dispatches as
  * MM_BATCH allows. */
@@ -643,9 +661,18 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
         /* K and V for every entry (later tokens attend to them) */
         size_t st;
         const uint8_t *xq = prepare_act(c, &L->wk, c->xb, E, n_rows, &st);
-        matmul_prepared(c, &L->wk, xq, st, n_rows, c->k, KV, c->ord_in);
-        if (L->wv.tt->vec_dot_type != L->wk.tt->vec_dot_type) xq = prepare_act(c, &L->wv, c->xb, E, n_rows, &st);
-        matmul_prepared(c, &L->wv, xq, st, n_rows, c->v, KV, c->ord_in);
+        const bool same_act = L->wv.tt->vec_dot_type == L->wk.tt->vec_dot_type &&
+                              L->wq.tt->vec_dot_type == L->wk.tt->vec_dot_type;
+        if (!last && same_act) { /* Q, K and V in one dispatch */
+            const em_weight *w[3] = {&L->wk, &L->wv, &L->wq};
+            float *y[3] = {c->k, c->v, c->q};
+            const size_t ys[3] = {KV, KV, Q};
+            matmul_prepared_n(c, 3, w, xq, st, n_rows, y, ys, c->ord_in);
+        } else {
+            matmul_prepared(c, &L->wk, xq, st, n_rows, c->k, KV, c->ord_in);
+            if (L->wv.tt->vec_dot_type != L->wk.tt->vec_dot_type) xq = prepare_act(c, &L->wv, c->xb, E, n_rows, &st);
+            matmul_prepared(c, &L->wv, xq, st, n_rows, c->v, KV, c->ord_in);
+        }
         if (last) {
             /* Only entries that want logits go further (as llama.cpp's
              * inp_out_ids): compact their rows to the front. */
@@ -670,8 +697,10 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
             for (int r = 0; r < n; r++) pos_encode(m, L, c->q + (size_t)r * Q, (int)hp->n_head, b->pos[rows[r]], true, cs, sn);
             n_rows = n;
         } else {
-            if (L->wq.tt->vec_dot_type != L->wv.tt->vec_dot_type) xq = prepare_act(c, &L->wq, c->xb, E, n_rows, &st);
-            matmul_prepared(c, &L->wq, xq, st, n_rows, c->q, Q, c->ord_in);
+            if (!same_act) {
+                if (L->wq.tt->vec_dot_type != L->wv.tt->vec_dot_type) xq = prepare_act(c, &L->wq, c->xb, E, n_rows, &st);
+                matmul_prepared(c, &L->wq, xq, st, n_rows, c->q, Q, c->ord_in);
+            }
             for (int i = 0; i < B; i++) {
                 pos_encode(m, L, c->q + (size_t)i * Q, (int)hp->n_head, b->pos[i], true, cs, sn);
                 pos_encode(m, L, c->k + (size_t)i * KV, (int)hp->n_head_kv, b->pos[i], false, cs, sn);
@@ -681,9 +710,10 @@ int em_ctx_decode(em_ctx *c, const em_batch *b, em_err *err) {
         for (int i = 0; i < B; i++) {
             size_t slot = em_kv_slot(&c->kv, b->seq[i], b->pos[i]);
             const float *kr = c->k + (size_t)i * KV, *vr = c->v + (size_t)i * KV;
-            if (c->kv.type == EM_KV_F16) {
-                em_f16 *kd = (em_f16 *)c->kv.k[il] + slot, *vd = (em_f16 *)c->kv.v[il] + slot;
-                for (size_t d = 0; d < KV; d++) { kd[d] = em_f32_to_f16(kr[d]); vd[d] = em_f32_to_f16(vr[d]); }
+            if (c->kv.type == EM_KV_F16) { /* the F16 row's conversion (F16C where present): nearest even */
+                const em_type_traits *ht = em_type_traits_get(EM_TYPE_F16);
+                ht->from_f32(kr, (em_f16 *)c->kv.k[il] + slot, (int64_t)KV);
+                ht->from_f32(vr, (em_f16 *)c->kv.v[il] + slot, (int64_t)KV);
             } else {
                 memcpy((float *)c->kv.k[il] + slot, kr, KV * sizeof(float));
                 memcpy((float *)c->kv.v[il] + slot, vr, KV * sizeof(float));

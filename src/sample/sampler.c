@@ -218,11 +218,13 @@ static void select_top(const float *w, const int32_t *cand, size_t n_cand, size_
     if (k == 0) return;
     for (size_t i = 0; i < k; i++) out[i] = cand ? cand[i] : (int32_t)i;
     for (size_t i = k / 2; i-- > 0;) sift_down(w, out, k, i);
+    float thr = w[out[0]]; /* the worst kept logit: most candidates fail a plain compare with it */
     for (size_t j = k; j < n_cand; j++) {
         int32_t c = cand ? cand[j] : (int32_t)j;
-        if (better(w, c, out[0])) {
+        if (w[c] >= thr && better(w, c, out[0])) {
             out[0] = c;
             sift_down(w, out, k, 0);
+            thr = w[out[0]];
         }
     }
     /* heapsort: the worst goes to the back each round */
@@ -280,12 +282,18 @@ int32_t em_sampler_sample(em_sampler *s, const float *logits, float *logprob) {
     const int32_t n = s->n_vocab;
     float *w = s->w;
 
-    /* 1. sanitized copy */
+    /* 1. sanitized copy, and its argmax (ties -> lowest id) in the same pass */
+    int32_t best = 0;
+    float bv = -INFINITY;
     for (int32_t i = 0; i < n; i++) {
         float l = logits[i];
         if (isnan(l)) l = -INFINITY;
         else if (l == INFINITY) l = FLT_MAX;
         w[i] = l;
+        if (l > bv) {
+            bv = l;
+            best = i;
+        }
     }
 
     /* 2. penalties on the distinct tokens of the window */
@@ -303,10 +311,9 @@ int32_t em_sampler_sample(em_sampler *s, const float *logits, float *logprob) {
         }
     }
 
-    /* argmax, ties -> lowest id */
-    int32_t best = 0;
-    for (int32_t i = 1; i < n; i++)
-        if (w[i] > w[best]) best = i;
+    if (s->pen_on) /* the penalties moved some logits: argmax again */
+        for (int32_t i = 1; i < n; i++)
+            if (w[i] > w[best]) best = i;
     const double lmax = w[best];
     if (lmax == -INFINITY) {                   /* nothing is possible */
         if (p->temperature > 0) (void)rng_uniform(s->rng);  /* one draw per call */

@@ -187,10 +187,10 @@ static inline EM_AVX2 float fold4x16(const __m256 c[8]) {
 EM_AVX2 void em_dot_f32_avx2(int64_t n, float *s, const void *w, const void *x) {
     const float *a = w, *b = x;
     const int64_t np = n & ~(int64_t)63;
-    __m256 c[8];
-    for (int k = 0; k < 8; k++) c[k] = _mm256_setzero_ps();
+    __m256 c[8]; /* unrolled, or GCC keeps them in memory */
+    _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++) c[k] = _mm256_setzero_ps();
     for (int64_t i = 0; i < np; i += 64)
-        for (int k = 0; k < 8; k++)
+        _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
             c[k] = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8 * k), _mm256_loadu_ps(b + i + 8 * k), c[k]);
     float sum = fold4x16(c);
     for (int64_t i = np; i < n; i++) {

@@ -42,6 +42,7 @@ em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *pp, em_err *err) {
     if (K * E > xqw) xqw = K * E;
     c->xq = malloc(B * xqw * 4 + 64);
     c->zeros = calloc(B * K, 1);
+    c->mm_share = aligned_alloc(64, (size_t)EM_MM_BATCH * (size_t)c->p.n_threads * sizeof(em_mm_share));
     if (hp->n_expert) {
         c->router = malloc(B * hp->n_expert * sizeof(float));
         c->moe_sel = malloc(B * K * sizeof(int32_t));
@@ -62,7 +63,8 @@ em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *pp, em_err *err) {
     c->seq_cnt = malloc(2 * (size_t)c->p.n_seqs * sizeof(int32_t));
     c->rows = malloc((B + (size_t)c->p.n_seqs) * sizeof(int32_t));
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb || !c->hb2 || !c->xq || !c->scores ||
-        !c->q16 || !c->attn_acc || !c->out_row || !c->rows || !c->ord_in || !c->seq_cnt || !c->zeros) {
+        !c->q16 || !c->attn_acc || !c->out_row || !c->rows || !c->ord_in || !c->seq_cnt || !c->zeros ||
+        !c->mm_share) {
         em_fail(err, "out of memory for context scratch (batch %u)", c->p.n_batch);
         goto fail;
     }
@@ -80,5 +82,6 @@ void em_ctx_free(em_ctx *c) {
     free(c->x); free(c->xb); free(c->q); free(c->k); free(c->v); free(c->att); free(c->hb); free(c->hb2);
     free(c->xq); free(c->scores); free(c->q16); free(c->attn_acc); free(c->logits); free(c->out_row); free(c->rows); free(c->ord_in); free(c->seq_cnt);
     free(c->router); free(c->moe_sel); free(c->moe_w); free(c->moe_idx); free(c->moe_out); free(c->moe_in); free(c->zeros);
+    free(c->mm_share);
     free(c);
 }

@@ -5,6 +5,7 @@
 #ifndef EM_CONTEXT_H
 #define EM_CONTEXT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -38,6 +39,15 @@ typedef struct em_ctx_params {
     em_kv_type kv_type; /* EM_KV_F16 (llama.cpp's default) or EM_KV_F32 */
 } em_ctx_params;
 
+/* One thread's share of a matmul's row chunks (forward.c): claimed front to
+ * back through `next` by its owner, and by the other threads once theirs are
+ * done. One cache line each, so owners never contend. */
+typedef struct {
+    _Alignas(64) atomic_long next;
+    long end;
+} em_mm_share;
+#define EM_MM_BATCH 16 /* matmuls in one pool dispatch at most */
+
 typedef struct em_ctx {
     const em_model *m;
     em_ctx_params p;
@@ -64,6 +74,7 @@ typedef struct em_ctx {
     float *moe_out;         /* [n_batch * n_expert_used][n_embd] */
     float *moe_in;          /* [n_batch * n_expert_used][n_embd] weighted expert inputs (sigmoid gating) */
     uint8_t *zeros;         /* n_batch * max(1, n_expert_used) zero bytes (single-token order) */
+    em_mm_share *mm_share;  /* [EM_MM_BATCH][n_threads] matmul chunk counters */
     uint64_t expert_bytes;  /* expert weight bytes read by the last decode (debug counter) */
     float router_margin;    /* smallest gap between the last chosen and the best unchosen expert probability in the last decode (INFINITY if dense) */
     int32_t n_out;

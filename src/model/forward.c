@@ -28,6 +28,7 @@ typedef struct {
     float *y;
     size_t ys; /* floats between output rows */
     const int32_t *xidx, *yidx; /* optional gather/scatter: row b reads x row xidx[b], writes y row yidx[b] */
+    em_mm_share *share; /* [n_threads] chunk counters (mm_shares) */
 } mm_task;
 
 /* Weight rows per work item with a tile kernel: a multiple of its row
@@ -36,90 +37,118 @@ typedef struct {
 #define GEMM_TILE 48
 #define GEMM_TOKENS 64 /* tokens per tile-kernel call (it reuses what it decodes across them) */
 
-static void mm_worker(void *arg, int ith, int nth) {
-    /* a static split: contiguous rows per thread stream best (a shared
-     * tile counter cost ~8% of decode speed in cache-line traffic) */
-    const mm_task *t = arg;
+/* Rows [r0, r1) of the task's weight against all its activation rows. */
+static void mm_rows(const mm_task *t, int64_t r0, int64_t r1) {
     const em_weight *w = t->w;
-    const bool tiled = w->tt->gemm != NULL;
-    /* threads get whole units of rows (tile kernels: groups of eight, their
-     * widest row blocking; a 48-row unit left K/V's 512 rows split 288/224),
-     * then walk their share a tile at a time */
-    const int64_t rows_per = tiled ? GEMM_TILE : MM_TILE, unit = tiled ? 8 : MM_TILE;
-    long lo, hi;
-    em_split((long)((w->rows + unit - 1) / unit), ith, nth, &lo, &hi);
-    const int64_t end = (int64_t)hi * unit < w->rows ? (int64_t)hi * unit : w->rows;
-    for (int64_t r0 = (int64_t)lo * unit; r0 < end; r0 += rows_per) {
-        const int64_t r1 = r0 + rows_per < end ? r0 + rows_per : end;
-        if (tiled) { /* quantized weights: tile kernels, same numbers as vec_dot */
-            for (int b = 0; b < t->B; b += GEMM_TOKENS) {
-                const int nt = t->B - b < GEMM_TOKENS ? t->B - b : GEMM_TOKENS;
-                const void *xs[GEMM_TOKENS];
-                float *ys[GEMM_TOKENS];
-                for (int j = 0; j < nt; j++) {
-                    xs[j] = t->x + (size_t)(t->xidx ? t->xidx[b + j] : b + j) * t->xs;
-                    ys[j] = t->y + (size_t)(t->yidx ? t->yidx[b + j] : b + j) * t->ys + r0;
-                }
-                w->tt->gemm(w->cols, r1 - r0, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nt, xs, ys, b == 0);
+    if (w->tt->gemm) { /* quantized weights: tile kernels, same numbers as vec_dot */
+        for (int b = 0; b < t->B; b += GEMM_TOKENS) {
+            const int nt = t->B - b < GEMM_TOKENS ? t->B - b : GEMM_TOKENS;
+            const void *xs[GEMM_TOKENS];
+            float *ys[GEMM_TOKENS];
+            for (int j = 0; j < nt; j++) {
+                xs[j] = t->x + (size_t)(t->xidx ? t->xidx[b + j] : b + j) * t->xs;
+                ys[j] = t->y + (size_t)(t->yidx ? t->yidx[b + j] : b + j) * t->ys + r0;
             }
-            continue;
+            w->tt->gemm(w->cols, r1 - r0, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nt, xs, ys, b == 0);
         }
-        int b = 0;
-        /* quantized weights: four activation rows per pass over a weight row
-         * (same numbers as one at a time, fewer block decodes) */
-        /* A last group of 2-3 rows repeats its last row to fill the four
-         * (outputs are independent, so the copies change nothing): one pass
-         * over the weights instead of 2-3, which is what counts when a few
-         * sequences decode together. */
-        /* float weights with tinyBLAS's shape have a prompt-batch order of
-         * their own (below); integer sums are the same in any order */
-        if (w->tt->vec_dot4 && (w->tt->blck > 1 || !t->gemm_ok))
-            for (; b + 2 <= t->B; b += 4) {
-                const int nt = t->B - b < 4 ? t->B - b : 4;
-                const void *xs[4];
-                float *ys[4];
-                for (int j = 0; j < 4; j++) {
-                    const int bj = b + (j < nt ? j : nt - 1);
-                    xs[j] = t->x + (size_t)(t->xidx ? t->xidx[bj] : bj) * t->xs;
-                    ys[j] = t->y + (size_t)(t->yidx ? t->yidx[bj] : bj) * t->ys;
-                }
-                const uint8_t *wr = w->data + (size_t)r0 * w->row_bytes;
-                /* two rows: the two-row kernel where there is one (half the work) */
-                void (*dot)(int64_t, float *, const void *, const void *const *) =
-                    nt == 2 && w->tt->vec_dot2 ? w->tt->vec_dot2 : w->tt->vec_dot4;
-                for (int64_t r = r0; r < r1; r++, wr += w->row_bytes) {
-                    float s4[4];
-                    dot(w->cols, s4, wr, xs);
-                    for (int j = 0; j < nt; j++) ys[j][r] = s4[j];
-                }
+        return;
+    }
+    int b = 0;
+    /* quantized weights: four activation rows per pass over a weight row
+     * (same numbers as one at a time, fewer block decodes) */
+    /* A last group of 2-3 rows repeats its last row to fill the four
+     * (outputs are independent, so the copies change nothing): one pass
+     * over the weights instead of 2-3, which is what counts when a few
+     * sequences decode together. */
+    /* float weights with tinyBLAS's shape have a prompt-batch order of
+     * their own (below); integer sums are the same in any order */
+    if (w->tt->vec_dot4 && (w->tt->blck > 1 || !t->gemm_ok))
+        for (; b + 2 <= t->B; b += 4) {
+            const int nt = t->B - b < 4 ? t->B - b : 4;
+            const void *xs[4];
+            float *ys[4];
+            for (int j = 0; j < 4; j++) {
+                const int bj = b + (j < nt ? j : nt - 1);
+                xs[j] = t->x + (size_t)(t->xidx ? t->xidx[bj] : bj) * t->xs;
+                ys[j] = t->y + (size_t)(t->yidx ? t->yidx[bj] : bj) * t->ys;
             }
-        for (; b < t->B; b++) {
-            const uint8_t *xb = t->x + (size_t)(t->xidx ? t->xidx[b] : b) * t->xs;
-            float *yb = t->y + (size_t)(t->yidx ? t->yidx[b] : b) * t->ys;
             const uint8_t *wr = w->data + (size_t)r0 * w->row_bytes;
-            const bool gemm = t->gemm_ok && t->ord[b];
-            switch (w->tt->type) {
-            case EM_TYPE_F32:
-                if (!gemm) goto vec;
-                for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
-                    yb[r] = em_dot_f32_gemm(w->cols, (const float *)wr, (const float *)xb);
-                break;
-            case EM_TYPE_F16:
-                if (!gemm) goto vec;
-                for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
-                    yb[r] = em_dot_f16_gemm(w->cols, (const em_f16 *)wr, (const em_f16 *)xb);
-                break;
-            case EM_TYPE_BF16:
-                if (!gemm || w->cols % 32 != 0) goto vec;
-                for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
-                    yb[r] = em_dot_bf16_gemm(w->cols, (const em_bf16 *)wr, (const em_bf16 *)xb);
-                break;
-            default:
-            vec: /* ggml_vec_dot order: quantized types always, floats for single tokens */
-                for (int64_t r = r0; r < r1; r++, wr += w->row_bytes) w->tt->vec_dot(w->cols, &yb[r], wr, xb);
+            /* two rows: the two-row kernel where there is one (half the work) */
+            void (*dot)(int64_t, float *, const void *, const void *const *) =
+                nt == 2 && w->tt->vec_dot2 ? w->tt->vec_dot2 : w->tt->vec_dot4;
+            for (int64_t r = r0; r < r1; r++, wr += w->row_bytes) {
+                float s4[4];
+                dot(w->cols, s4, wr, xs);
+                for (int j = 0; j < nt; j++) ys[j][r] = s4[j];
             }
+        }
+    for (; b < t->B; b++) {
+        const uint8_t *xb = t->x + (size_t)(t->xidx ? t->xidx[b] : b) * t->xs;
+        float *yb = t->y + (size_t)(t->yidx ? t->yidx[b] : b) * t->ys;
+        const uint8_t *wr = w->data + (size_t)r0 * w->row_bytes;
+        const bool gemm = t->gemm_ok && t->ord[b];
+        switch (w->tt->type) {
+        case EM_TYPE_F32:
+            if (!gemm) goto vec;
+            for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
+                yb[r] = em_dot_f32_gemm(w->cols, (const float *)wr, (const float *)xb);
+            break;
+        case EM_TYPE_F16:
+            if (!gemm) goto vec;
+            for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
+                yb[r] = em_dot_f16_gemm(w->cols, (const em_f16 *)wr, (const em_f16 *)xb);
+            break;
+        case EM_TYPE_BF16:
+            if (!gemm || w->cols % 32 != 0) goto vec;
+            for (int64_t r = r0; r < r1; r++, wr += w->row_bytes)
+                yb[r] = em_dot_bf16_gemm(w->cols, (const em_bf16 *)wr, (const em_bf16 *)xb);
+            break;
+        default:
+        vec: /* ggml_vec_dot order: quantized types always, floats for single tokens */
+            for (int64_t r = r0; r < r1; r++, wr += w->row_bytes) w->tt->vec_dot(w->cols, &yb[r], wr, xb);
         }
     }
+}
+
+/* Rows per work item: with a tile kernel a multiple of its row blocking
+ * (2, 3, 8) small enough to stay in L2 while every group of tokens passes
+ * over it, else MM_TILE. */
+static int64_t mm_chunk_rows(const em_weight *w) { return w->tt->gemm ? GEMM_TILE : MM_TILE; }
+
+/* Each thread starts with a contiguous share of the chunks (em_split) and
+ * claims them front to back from its own counter, on its own cache line:
+ * contiguous rows stream best, and an uncontended atomic per chunk costs
+ * nothing measurable (a single shared counter cost ~8% of decode speed in
+ * cache-line traffic). A thread that is done then claims from the others'
+ * shares, so a thread that was descheduled (the server's HTTP and client
+ * threads share the cores) or simply slower no longer holds everyone at the
+ * barrier. Who computes a row never changes its bits. */
+static void mm_worker(void *arg, int ith, int nth) {
+    const mm_task *t = arg;
+    const int64_t rows_per = mm_chunk_rows(t->w);
+    for (int v = 0; v < nth; v++) {
+        em_mm_share *sh = &t->share[(ith + v) % nth];
+        for (long ch; (ch = atomic_fetch_add_explicit(&sh->next, 1, memory_order_relaxed)) < sh->end;) {
+            const int64_t r0 = (int64_t)ch * rows_per;
+            mm_rows(t, r0, r0 + rows_per < t->w->rows ? r0 + rows_per : t->w->rows);
+        }
+    }
+}
+
+/* Slot `slot` of the context's chunk counters, set up for weight w (the
+ * pool's start of a job publishes them to the workers). */
+static em_mm_share *mm_shares(em_ctx *c, int slot, const em_weight *w) {
+    const int nth = em_pool_size(c->pool);
+    em_mm_share *sh = c->mm_share + (size_t)slot * (size_t)nth;
+    const int64_t rows_per = mm_chunk_rows(w);
+    const long n = (long)((w->rows + rows_per - 1) / rows_per);
+    for (int i = 0; i < nth; i++) {
+        long lo, hi;
+        em_split(n, i, nth, &lo, &hi);
+        atomic_store_explicit(&sh[i].next, lo, memory_order_relaxed);
+        sh[i].end = hi;
+    }
+    return sh;
 }
 
 /* Converts B rows of x (cols floats each, stride xs floats) to the weight's
@@ -143,13 +172,13 @@ static const uint8_t *prepare_act(em_ctx *c, const em_weight *w, const float *x,
  * never changes a sequence's numbers. */
 static void matmul_prepared(em_ctx *c, const em_weight *w, const uint8_t *xq, size_t xstride, int B, float *y,
                             size_t ys, const uint8_t *ord) {
-    mm_task t = {w, ord, w->cols % 16 == 0 && w->rows % 4 == 0, xq, xstride, B, y, ys, NULL, NULL};
+    mm_task t = {w, ord, w->cols % 16 == 0 && w->rows % 4 == 0, xq, xstride, B, y, ys, NULL, NULL, mm_shares(c, 0, w)};
     em_pool_run(c->pool, mm_worker, &t);
 }
 
 /* Several matmuls in one dispatch: each thread does its share of each in
  * turn (they write disjoint outputs), one wake-up and one barrier in all. */
-#define MM_BATCH 16
+#define MM_BATCH EM_MM_BATCH
 typedef struct {
     mm_task t[MM_BATCH];
     em_weight w[MM_BATCH];
@@ -168,7 +197,8 @@ static void matmul_prepared_n(em_ctx *c, int nw, const em_weight *const *w, cons
     mm_batch b;
     b.n = nw;
     for (int i = 0; i < nw; i++)
-        b.t[i] = (mm_task){w[i], ord, w[i]->cols % 16 == 0 && w[i]->rows % 4 == 0, xq, xstride, B, y[i], ys[i], NULL, NULL};
+        b.t[i] = (mm_task){w[i], ord, w[i]->cols % 16 == 0 && w[i]->rows % 4 == 0, xq, xstride, B, y[i], ys[i],
+                           NULL, NULL, mm_shares(c, i, w[i])};
     em_pool_run(c->pool, mm_batch_worker, &b);
 }
 
@@ -473,7 +503,8 @@ static void experts_matmul(em_ctx *c, int nw, const em_weight *const *stack, flo
         for (int w = 0; w < nw; w++, b.n++) {
             b.w[b.n] = expert_slice(stack[w], e);
             c->expert_bytes += (uint64_t)b.w[b.n].rows * b.w[b.n].row_bytes;
-            b.t[b.n] = (mm_task){&b.w[b.n], c->zeros, false, xq, xs, cnt, y[w], ys, xidx + off, yidx + off};
+            b.t[b.n] = (mm_task){&b.w[b.n], c->zeros, false, xq, xs, cnt, y[w], ys, xidx + off, yidx + off,
+                                 mm_shares(c, b.n, &b.w[b.n])};
         }
         off += cnt;
     }

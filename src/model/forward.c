@@ -110,9 +110,7 @@ static void mm_rows(const mm_task *t, int64_t r0, int64_t r1) {
     }
 }
 
-/* Rows per work item: with a tile kernel a multiple of its row blocking
- * (2, 3, 8) small enough to stay in L2 while every group of tokens passes
- * over it, else MM_TILE. */
+/* Rows per work item (chunk). */
 static int64_t mm_chunk_rows(const em_weight *w) { return w->tt->gemm ? GEMM_TILE : MM_TILE; }
 
 /* Each thread starts with a contiguous share of the chunks (em_split) and
@@ -166,16 +164,6 @@ static const uint8_t *prepare_act(em_ctx *c, const em_weight *w, const float *x,
     return c->xq;
 }
 
-/* ord[b]: summation order for row b (see dot_ggml.h). llama.cpp picks it per
- * mul_mat call from the number of columns (tinyBLAS for 2+); we pick it per
- * row from the token's role, so that batching other sequences alongside
- * never changes a sequence's numbers. */
-static void matmul_prepared(em_ctx *c, const em_weight *w, const uint8_t *xq, size_t xstride, int B, float *y,
-                            size_t ys, const uint8_t *ord) {
-    mm_task t = {w, ord, w->cols % 16 == 0 && w->rows % 4 == 0, xq, xstride, B, y, ys, NULL, NULL, mm_shares(c, 0, w)};
-    em_pool_run(c->pool, mm_worker, &t);
-}
-
 /* Several matmuls in one dispatch: each thread does its share of each in
  * turn (they write disjoint outputs), one wake-up and one barrier in all. */
 #define MM_BATCH EM_MM_BATCH
@@ -191,7 +179,11 @@ static void mm_batch_worker(void *arg, int ith, int nth) {
 }
 
 /* nw matmuls of one prepared input (Q/K/V, gate/up) in one dispatch:
- * y[i] = w[i] x, row stride ys[i]. */
+ * y[i] = w[i] x, row stride ys[i]. ord[b]: summation order for row b (see
+ * dot_ggml.h). llama.cpp picks it per mul_mat call from the number of
+ * columns (tinyBLAS for 2+); we pick it per row from the token's role, so
+ * that batching other sequences alongside never changes a sequence's
+ * numbers. */
 static void matmul_prepared_n(em_ctx *c, int nw, const em_weight *const *w, const uint8_t *xq, size_t xstride, int B,
                               float *const *y, const size_t *ys, const uint8_t *ord) {
     mm_batch b;
@@ -200,6 +192,11 @@ static void matmul_prepared_n(em_ctx *c, int nw, const em_weight *const *w, cons
         b.t[i] = (mm_task){w[i], ord, w[i]->cols % 16 == 0 && w[i]->rows % 4 == 0, xq, xstride, B, y[i], ys[i],
                            NULL, NULL, mm_shares(c, i, w[i])};
     em_pool_run(c->pool, mm_batch_worker, &b);
+}
+
+static void matmul_prepared(em_ctx *c, const em_weight *w, const uint8_t *xq, size_t xstride, int B, float *y,
+                            size_t ys, const uint8_t *ord) {
+    matmul_prepared_n(c, 1, &w, xq, xstride, B, &y, &ys, ord);
 }
 
 static void matmul(em_ctx *c, const em_weight *w, const float *x, size_t xs, int B, float *y, size_t ys,

@@ -1462,6 +1462,18 @@ static void test_gemm_tiles(void **state) {
                 if (r < R) tt->from_f32(f, wq + (size_t)r * wb, n);
                 else at->from_f32(f, xq + (size_t)(r - R) * xb, n);
             }
+            /* with the per-activation aux precomputed (where the type has one) and without */
+            uint8_t *aux = NULL;
+            const void *as[NT];
+            if (tt->gemm_aux) {
+                const size_t per = tt->gemm_aux_size(n);
+                aux = malloc(per * NT);
+                for (int t = 0; t < NT; t++) {
+                    tt->gemm_aux(n, xq + (size_t)t * xb, aux + (size_t)t * per);
+                    as[t] = aux + (size_t)t * per;
+                }
+            }
+            for (int use_aux = 0; use_aux <= (aux != NULL); use_aux++)
             for (int nt = 1; nt <= NT; nt++)
                 for (int nr = 1; nr <= R; nr++) {
                     float out[NT][R];
@@ -1469,14 +1481,15 @@ static void test_gemm_tiles(void **state) {
                     float *ys[NT];
                     for (int t = 0; t < NT; t++) { xs[t] = xq + (size_t)t * xb; ys[t] = out[t]; }
                     memset(out, 0xff, sizeof out);
-                    tt->gemm(n, nr, wq, wb, nt, xs, ys, nr % 2 == 0); /* both the cold and the cached path */
+                    /* both the cold and the cached path */
+                    tt->gemm(n, nr, wq, wb, nt, xs, use_aux ? as : NULL, ys, nr % 2 == 0);
                     for (int t = 0; t < nt; t++)
                         for (int r = 0; r < nr; r++) {
                             float s1;
                             tt->vec_dot(n, &s1, wq + (size_t)r * wb, xs[t]);
                             if (memcmp(&s1, &out[t][r], sizeof s1) != 0)
-                                fail_msg("%s n=%lld nr=%d nt=%d row %d tok %d: gemm %.9g vs vec_dot %.9g", tt->name,
-                                         (long long)n, nr, nt, r, t, (double)out[t][r], (double)s1);
+                                fail_msg("%s n=%lld nr=%d nt=%d aux %d row %d tok %d: gemm %.9g vs vec_dot %.9g",
+                                         tt->name, (long long)n, nr, nt, use_aux, r, t, (double)out[t][r], (double)s1);
                         }
                     for (int t = 0; t < NT; t++) /* nothing written past nt tokens or nr rows */
                         for (int r = t < nt ? nr : 0; r < R; r++) {
@@ -1485,7 +1498,7 @@ static void test_gemm_tiles(void **state) {
                             assert_int_equal(u, 0xffffffffu);
                         }
                 }
-            free(f); free(wq); free(xq);
+            free(f); free(wq); free(xq); free(aux);
         }
     }
     if (strcmp(em_kernels_isa(), "avx2") == 0) assert_true(n_types >= 3); /* Q4_0, Q5_0, Q8_0 at least */

@@ -41,6 +41,8 @@ em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *pp, em_err *err) {
     size_t xqw = maxc > ffw ? maxc : ffw;
     if (K * E > xqw) xqw = K * E;
     c->xq = malloc(B * xqw * 4 + 64);
+    c->xaux_row = xqw / 4 + 32; /* Q4_0's: 8 bytes per 32 columns */
+    c->xaux = aligned_alloc(32, (B * c->xaux_row + 31) / 32 * 32);
     c->zeros = calloc(B * K, 1);
     c->mm_share = aligned_alloc(64, (size_t)EM_MM_BATCH * (size_t)c->p.n_threads * sizeof(em_mm_share));
     if (hp->n_expert) {
@@ -64,7 +66,7 @@ em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *pp, em_err *err) {
     c->rows = malloc((B + (size_t)c->p.n_seqs) * sizeof(int32_t));
     if (!c->x || !c->xb || !c->q || !c->k || !c->v || !c->att || !c->hb || !c->hb2 || !c->xq || !c->scores ||
         !c->q16 || !c->attn_acc || !c->out_row || !c->rows || !c->ord_in || !c->seq_cnt || !c->zeros ||
-        !c->mm_share) {
+        !c->mm_share || !c->xaux) {
         em_fail(err, "out of memory for context scratch (batch %u)", c->p.n_batch);
         goto fail;
     }
@@ -82,6 +84,6 @@ void em_ctx_free(em_ctx *c) {
     free(c->x); free(c->xb); free(c->q); free(c->k); free(c->v); free(c->att); free(c->hb); free(c->hb2);
     free(c->xq); free(c->scores); free(c->q16); free(c->attn_acc); free(c->logits); free(c->out_row); free(c->rows); free(c->ord_in); free(c->seq_cnt);
     free(c->router); free(c->moe_sel); free(c->moe_w); free(c->moe_idx); free(c->moe_out); free(c->moe_in); free(c->zeros);
-    free(c->mm_share);
+    free(c->mm_share); free(c->xaux);
     free(c);
 }

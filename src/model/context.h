@@ -75,6 +75,8 @@ typedef struct em_ctx {
     float *moe_in;          /* [n_batch * n_expert_used][n_embd] weighted expert inputs (sigmoid gating) */
     uint8_t *zeros;         /* n_batch * max(1, n_expert_used) zero bytes (single-token order) */
     em_mm_share *mm_share;  /* [EM_MM_BATCH][n_threads] matmul chunk counters */
+    uint8_t *xaux;          /* [n_batch][xaux_row] gemm_aux of the activations (forward.c) */
+    size_t xaux_row;        /* bytes per row of xaux */
     uint64_t expert_bytes;  /* expert weight bytes read by the last decode (debug counter) */
     float router_margin;    /* smallest gap between the last chosen and the best unchosen expert probability in the last decode (INFINITY if dense) */
     int32_t n_out;

@@ -29,6 +29,8 @@ typedef struct {
     size_t ys; /* floats between output rows */
     const int32_t *xidx, *yidx; /* optional gather/scatter: row b reads x row xidx[b], writes y row yidx[b] */
     em_mm_share *share; /* [n_threads] chunk counters (mm_shares) */
+    const uint8_t *aux; /* NULL, or the weight type's gemm_aux of activation row b at aux + b * aux_stride */
+    size_t aux_stride;
 } mm_task;
 
 /* Weight rows per work item with a tile kernel: a multiple of its row
@@ -43,13 +45,16 @@ static void mm_rows(const mm_task *t, int64_t r0, int64_t r1) {
     if (w->tt->gemm) { /* quantized weights: tile kernels, same numbers as vec_dot */
         for (int b = 0; b < t->B; b += GEMM_TOKENS) {
             const int nt = t->B - b < GEMM_TOKENS ? t->B - b : GEMM_TOKENS;
-            const void *xs[GEMM_TOKENS];
+            const void *xs[GEMM_TOKENS], *as[GEMM_TOKENS];
             float *ys[GEMM_TOKENS];
             for (int j = 0; j < nt; j++) {
-                xs[j] = t->x + (size_t)(t->xidx ? t->xidx[b + j] : b + j) * t->xs;
+                const size_t xi = (size_t)(t->xidx ? t->xidx[b + j] : b + j);
+                xs[j] = t->x + xi * t->xs;
+                as[j] = t->aux ? t->aux + xi * t->aux_stride : NULL;
                 ys[j] = t->y + (size_t)(t->yidx ? t->yidx[b + j] : b + j) * t->ys + r0;
             }
-            w->tt->gemm(w->cols, r1 - r0, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nt, xs, ys, b == 0);
+            w->tt->gemm(w->cols, r1 - r0, w->data + (size_t)r0 * w->row_bytes, w->row_bytes, nt, xs,
+                        t->aux ? as : NULL, ys, b == 0);
         }
         return;
     }
@@ -186,11 +191,22 @@ static void mm_batch_worker(void *arg, int ith, int nth) {
  * numbers. */
 static void matmul_prepared_n(em_ctx *c, int nw, const em_weight *const *w, const uint8_t *xq, size_t xstride, int B,
                               float *const *y, const size_t *ys, const uint8_t *ord) {
+    /* the gemm kernel's per-activation data, once for all the chunks and
+     * threads (the weights share one input, so they share it if their type
+     * asks for the same) */
+    void (*aux_fn)(int64_t, const void *, void *) = NULL;
+    size_t as = 0;
+    for (int i = 0; i < nw && !aux_fn; i++)
+        if (w[i]->tt->gemm_aux && (as = w[i]->tt->gemm_aux_size(w[i]->cols)) <= c->xaux_row) aux_fn = w[i]->tt->gemm_aux;
+    if (aux_fn)
+        for (int b = 0; b < B; b++) aux_fn(w[0]->cols, xq + (size_t)b * xstride, c->xaux + (size_t)b * as);
     mm_batch b;
     b.n = nw;
-    for (int i = 0; i < nw; i++)
+    for (int i = 0; i < nw; i++) {
+        const bool own = aux_fn && w[i]->tt->gemm_aux == aux_fn;
         b.t[i] = (mm_task){w[i], ord, w[i]->cols % 16 == 0 && w[i]->rows % 4 == 0, xq, xstride, B, y[i], ys[i],
-                           NULL, NULL, mm_shares(c, i, w[i])};
+                           NULL, NULL, mm_shares(c, i, w[i]), own ? c->xaux : NULL, own ? as : 0};
+    }
     em_pool_run(c->pool, mm_batch_worker, &b);
 }
 
@@ -501,7 +517,7 @@ static void experts_matmul(em_ctx *c, int nw, const em_weight *const *stack, flo
             b.w[b.n] = expert_slice(stack[w], e);
             c->expert_bytes += (uint64_t)b.w[b.n].rows * b.w[b.n].row_bytes;
             b.t[b.n] = (mm_task){&b.w[b.n], c->zeros, false, xq, xs, cnt, y[w], ys, xidx + off, yidx + off,
-                                 mm_shares(c, b.n, &b.w[b.n])};
+                                 mm_shares(c, b.n, &b.w[b.n]), NULL, 0}; /* the kernel derives its aux */
         }
         off += cnt;
     }

@@ -271,10 +271,18 @@ void em_dot4_q6_K_avx2(int64_t n, float *s, const void *w, const void *const *x)
 /* the same for two activation rows (x[0], x[1]) */
 void em_dot2_q6_K_avx2(int64_t n, float *s, const void *w, const void *const *x);
 /* nr rows x nt (any number of) activation rows (em_type_traits.gemm), bit-identical to vec_dot */
-void em_gemm_q4_K_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y, bool cold);
-void em_gemm_q4_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y, bool cold);
-void em_gemm_q5_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y, bool cold);
-void em_gemm_q8_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x, float *const *y, bool cold);
+void em_gemm_q4_K_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x,
+                       const void *const *aux, float *const *y, bool cold);
+/* Q4_0's gemm aux (em_type_traits.gemm_aux): per activation block, 8 x the
+ * sum of its bytes (int32), then its scale (float): n / 32 * 8 bytes. */
+size_t em_gemm_aux_size_q4_0(int64_t n);
+void em_gemm_aux_q4_0_avx2(int64_t n, const void *x, void *aux);
+void em_gemm_q4_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x,
+                       const void *const *aux, float *const *y, bool cold);
+void em_gemm_q5_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x,
+                       const void *const *aux, float *const *y, bool cold);
+void em_gemm_q8_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x,
+                       const void *const *aux, float *const *y, bool cold);
 void em_dot_q4_0_avx2(int64_t n, float *s, const void *w, const void *x);
 void em_dot_q4_1_avx2(int64_t n, float *s, const void *w, const void *x);
 void em_dot_q5_0_avx2(int64_t n, float *s, const void *w, const void *x);

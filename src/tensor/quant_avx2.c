@@ -505,7 +505,7 @@ enum { Q4X8_PACK = 160 };
 static inline __attribute__((always_inline)) EM_AVX2 void q4x8_rows(const int T, const bool PACKED, int64_t nb,
                                                                    const uint8_t *src, size_t ws, const uint8_t *pf,
                                                                    const em_block_q8_0 *const *xb,
-                                                                   const int32_t *sx8, const float *dxs,
+                                                                   const int32_t *const *sx8, const float *const *dxs,
                                                                    float *const *y, int64_t r) {
     __m256 acc[8];
     _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
@@ -528,8 +528,8 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_rows(const int T,
         float dx[8];
         _Pragma("GCC unroll 8") for (int t = 0; t < T; t++) {
             xq[t] = xb[t][k].qs;
-            s8[t] = sx8[(size_t)t * nb + k];
-            dx[t] = dxs[(size_t)t * nb + k];
+            s8[t] = sx8[t][k];
+            dx[t] = dxs[t][k];
         }
         q4x8_block(T, P, d, xq, s8, dx, acc);
     }
@@ -542,15 +542,14 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_rows(const int T,
 static inline __attribute__((always_inline)) EM_AVX2 void q4x8_group(const bool packed, int nt, int64_t nb,
                                                                     const uint8_t *src, size_t ws, const uint8_t *pf,
                                                                     const em_block_q8_0 *const *xb,
-                                                                    const int32_t *sx8, const float *dxs,
+                                                                    const int32_t *const *sx8, const float *const *dxs,
                                                                     float *const *y, int64_t r) {
     for (int t0 = 0; t0 < nt;) {
         const int T = nt - t0 >= 8 ? 8 : nt - t0 < 4 ? nt - t0 : 4;
-        const size_t o = (size_t)t0 * nb;
         const uint8_t *p = t0 == 0 ? pf : NULL;
 #define Q4X8_PASS(TT)                                                                                 \
-    (packed ? q4x8_rows(TT, true, nb, src, ws, p, xb + t0, sx8 + o, dxs + o, y + t0, r)               \
-            : q4x8_rows(TT, false, nb, src, ws, NULL, xb + t0, sx8 + o, dxs + o, y + t0, r))
+    (packed ? q4x8_rows(TT, true, nb, src, ws, p, xb + t0, sx8 + t0, dxs + t0, y + t0, r)             \
+            : q4x8_rows(TT, false, nb, src, ws, NULL, xb + t0, sx8 + t0, dxs + t0, y + t0, r))
         switch (T) {
         case 8: Q4X8_PASS(8); break;
         case 4: Q4X8_PASS(4); break;
@@ -570,38 +569,62 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4x8_group(const bool 
 #define Q4X8_DIRECT_MAX 8
 #endif
 
+size_t em_gemm_aux_size_q4_0(int64_t n) { return (size_t)(n / EM_QK) * (sizeof(int32_t) + sizeof(float)); }
+
+/* The kernels' per-block activation data: 8 x each block's byte sum (the
+ * nibble offset moved to the activation side) and its scale as a float. */
+EM_AVX2 void em_gemm_aux_q4_0_avx2(int64_t n, const void *x, void *aux) {
+    const em_block_q8_0 *b = x;
+    const int64_t nb = n / EM_QK;
+    int32_t *sx8 = aux;
+    float *dx = (float *)(sx8 + nb);
+    for (int64_t k = 0; k < nb; k++) {
+        sx8[k] = q8_sum8(&b[k]);
+        dx[k] = f16f(b[k].d);
+    }
+}
+
 /* Rows in groups of eight (the rest one at a time), any number of tokens:
  * up to eight tokens read the weights directly; more pack each group of
  * eight rows (160 bytes per block) and pass over the copy in groups of four
- * tokens. Scratch: nt * nb activation sums and scales, plus one packed
- * group. */
+ * tokens. The activation sums and scales come from aux (once per matmul) or
+ * are computed here. Scratch: those (without aux) and one packed group. */
 EM_AVX2 void em_gemm_q4_0_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x,
-                               float *const *y, bool cold) {
+                               const void *const *aux, float *const *y, bool cold) {
     (void)cold;
+    enum { MAXT = 64 }; /* tokens per call at most (the caller's GEMM_TOKENS) */
     const int64_t nb = n / EM_QK, ng = nr / 8;
     const uint8_t *wb = w;
     const em_block_q8_0 *const *xb = (const em_block_q8_0 *const *)x;
     const bool pack = nt > Q4X8_DIRECT_MAX && ng > 0;
-    const size_t act = (size_t)nt * (size_t)nb * (sizeof(int32_t) + sizeof(float));
+    const size_t per = em_gemm_aux_size_q4_0(n);
+    const size_t act = aux ? 0 : (size_t)nt * per;
     const size_t packed = pack ? (size_t)nb * Q4X8_PACK : 0; /* one group */
-    int32_t stack_sx[2 * 1024];
-    uint8_t *heap = NULL;
-    int32_t *sx8 = stack_sx;
-    if (act > sizeof stack_sx || pack) {
-        heap = aligned_alloc(32, (packed + act + 31) & ~(size_t)31);
+    uint8_t stack_act[8 * 1024] __attribute__((aligned(32)));
+    uint8_t *heap = NULL, *own = stack_act;
+    if (nt > MAXT || act > sizeof stack_act || pack) {
+        heap = nt > MAXT ? NULL : aligned_alloc(32, (packed + act + 31) & ~(size_t)31);
         if (!heap) { /* no scratch: the single-row kernel gives the same bits */
             for (int t = 0; t < nt; t++)
                 for (int64_t r = 0; r < nr; r++) em_dot_q4_0_avx2(n, &y[t][r], wb + (size_t)r * ws, x[t]);
             return;
         }
-        sx8 = (int32_t *)(heap + packed);
+        own = heap + packed;
     }
-    float *dxs = (float *)(sx8 + (size_t)nt * nb);
-    for (int t = 0; t < nt; t++)
-        for (int64_t k = 0; k < nb; k++) {
-            sx8[(size_t)t * nb + k] = q8_sum8(&xb[t][k]);
-            dxs[(size_t)t * nb + k] = f16f(xb[t][k].d);
+    const int32_t *sx8[MAXT];
+    const float *dxs[MAXT];
+    for (int t = 0; t < nt; t++) {
+        const uint8_t *a;
+        if (aux) {
+            a = aux[t];
+        } else {
+            uint8_t *m = own + (size_t)t * per;
+            em_gemm_aux_q4_0_avx2(n, x[t], m);
+            a = m;
         }
+        sx8[t] = (const int32_t *)a;
+        dxs[t] = (const float *)(a + (size_t)nb * sizeof(int32_t));
+    }
     for (int64_t g = 0; g < ng; g++) {
         const uint8_t *rows = wb + (size_t)g * 8 * ws;
         if (!pack) {
@@ -755,7 +778,9 @@ static inline __attribute__((always_inline)) EM_AVX2 void gemm_group(const int K
  * later groups find the rows in cache. */
 #define DEF_GEMM(name, KIND, RM, single)                                                                 \
     EM_AVX2 void em_gemm_##name##_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt,          \
-                                       const void *const *x, float *const *y, bool cold) {               \
+                                       const void *const *x, const void *const *aux, float *const *y,    \
+                                       bool cold) {                                                      \
+        (void)aux;                                                                                        \
         const int64_t nb = n / EM_QK;                                                                     \
         if (nb > GEMM_MAX_NB) {                                                                           \
             for (int t = 0; t < nt; t++)                                                                  \

@@ -417,8 +417,9 @@ static inline __attribute__((always_inline)) EM_AVX2 void q4kx8_rows(const int T
  * per super-block, L1/L2-sized) and pass over the copy four tokens at a
  * time, fetching the next group's rows meanwhile. */
 EM_AVX2 void em_gemm_q4_K_avx2(int64_t n, int64_t nr, const void *w, size_t ws, int nt, const void *const *x,
-                               float *const *y, bool cold) {
+                               const void *const *aux, float *const *y, bool cold) {
     (void)cold;
+    (void)aux;
     const int64_t nb = n / EM_QK_K, ng = nr / 8;
     const uint8_t *wb = w;
     if (nt >= 2 && nt <= 4) { /* a few tokens: stream each row once for all of them */

@@ -17,14 +17,16 @@
 #endif
 
 #define ROW(t, nm, blck, bytes, vdt, to, from, dot) \
-    [t] = {t, nm, blck, bytes, vdt, to, from, dot, NULL, NULL, NULL}
+    [t] = {t, nm, blck, bytes, vdt, to, from, dot, NULL, NULL, NULL, NULL, NULL}
 #define ROW4(t, nm, blck, bytes, vdt, to, from, dot, dot4) \
-    [t] = {t, nm, blck, bytes, vdt, to, from, dot, dot4, NULL, NULL}
+    [t] = {t, nm, blck, bytes, vdt, to, from, dot, dot4, NULL, NULL, NULL, NULL}
 #define ROW42(t, nm, blck, bytes, vdt, to, from, dot, dot4, dot2) \
-    [t] = {t, nm, blck, bytes, vdt, to, from, dot, dot4, dot2, NULL}
+    [t] = {t, nm, blck, bytes, vdt, to, from, dot, dot4, dot2, NULL, NULL, NULL}
 /* types with tile kernels: gemm serves every batch size, so no dot4/dot2 */
 #define ROWG(t, nm, blck, bytes, vdt, to, from, dot, gemm) \
-    [t] = {t, nm, blck, bytes, vdt, to, from, dot, NULL, NULL, gemm}
+    [t] = {t, nm, blck, bytes, vdt, to, from, dot, NULL, NULL, gemm, NULL, NULL}
+#define ROWGA(t, nm, blck, bytes, vdt, to, from, dot, gemm, aux_size, aux) \
+    [t] = {t, nm, blck, bytes, vdt, to, from, dot, NULL, NULL, gemm, aux_size, aux}
 
 static const em_type_traits scalar_table[EM_TYPE_COUNT] = {
     ROW(EM_TYPE_F32, "F32", 1, 4, EM_TYPE_F32, em_to_f32_f32, em_from_f32_f32, em_dot_f32),
@@ -50,8 +52,8 @@ static const em_type_traits avx2_table[EM_TYPE_COUNT] = {
     ROW4(EM_TYPE_F16, "F16", 1, 2, EM_TYPE_F16, em_to_f32_f16_avx2, em_from_f32_f16_avx2, em_dot_f16_avx2,
          em_dot4_f16_avx2),
     ROW(EM_TYPE_BF16, "BF16", 1, 2, EM_TYPE_BF16, em_to_f32_bf16, em_from_f32_bf16_avx2, em_dot_bf16_avx2),
-    ROWG(EM_TYPE_Q4_0, "Q4_0", 32, 18, EM_TYPE_Q8_0, em_to_f32_q4_0, em_from_f32_q4_0, em_dot_q4_0_avx2,
-         em_gemm_q4_0_avx2),
+    ROWGA(EM_TYPE_Q4_0, "Q4_0", 32, 18, EM_TYPE_Q8_0, em_to_f32_q4_0, em_from_f32_q4_0, em_dot_q4_0_avx2,
+          em_gemm_q4_0_avx2, em_gemm_aux_size_q4_0, em_gemm_aux_q4_0_avx2),
     ROW4(EM_TYPE_Q4_1, "Q4_1", 32, 20, EM_TYPE_Q8_1, em_to_f32_q4_1, em_from_f32_q4_1, em_dot_q4_1_avx2,
          em_dot4_q4_1_avx2),
     ROWG(EM_TYPE_Q5_0, "Q5_0", 32, 22, EM_TYPE_Q8_0, em_to_f32_q5_0, em_from_f32_q5_0, em_dot_q5_0_avx2,

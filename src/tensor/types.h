@@ -40,10 +40,17 @@ typedef struct em_type_traits {
      * bit-identical to vec_dot. Decodes each weight block once for several
      * tokens and each activation block once for several rows. `cold`: the
      * rows are not in cache (first pass over them), so stream one at a time
-     * (the tile kernels of Q5_0/Q8_0; Q4_0/Q4_K decide for themselves). May
-     * allocate scratch; without it falls back to vec_dot, same bits. */
-    void (*gemm)(int64_t n, int64_t nr, const void *w, size_t wstride, int nt, const void *const *x, float *const *y,
-                 bool cold);
+     * (the tile kernels of Q5_0/Q8_0; Q4_0/Q4_K decide for themselves). aux:
+     * NULL, or aux[t] = gemm_aux's output for x[t] (what the kernel would
+     * otherwise derive from the activations on every call). May allocate
+     * scratch; without it falls back to vec_dot, same bits. */
+    void (*gemm)(int64_t n, int64_t nr, const void *w, size_t wstride, int nt, const void *const *x,
+                 const void *const *aux, float *const *y, bool cold);
+    /* Optional (NULL if absent): per-activation-row data for gemm, computed
+     * once per matmul instead of once per gemm call (a matmul calls gemm once
+     * per chunk of rows): gemm_aux_size(n) bytes, filled by gemm_aux(n, x). */
+    size_t (*gemm_aux_size)(int64_t n);
+    void (*gemm_aux)(int64_t n, const void *x, void *aux);
 } em_type_traits;
 
 /* Traits for a type the engine can compute with, or NULL (the caller reports

@@ -195,17 +195,18 @@ static void matmul_prepared_n(em_ctx *c, int nw, const em_weight *const *w, cons
      * threads (the weights share one input, so they share it if their type
      * asks for the same) */
     void (*aux_fn)(int64_t, const void *, void *) = NULL;
-    size_t as = 0;
+    size_t aux_row = 0;
     for (int i = 0; i < nw && !aux_fn; i++)
-        if (w[i]->tt->gemm_aux && (as = w[i]->tt->gemm_aux_size(w[i]->cols)) <= c->xaux_row) aux_fn = w[i]->tt->gemm_aux;
-    if (aux_fn)
-        for (int b = 0; b < B; b++) aux_fn(w[0]->cols, xq + (size_t)b * xstride, c->xaux + (size_t)b * as);
+        if (w[i]->tt->gemm_aux && (aux_row = w[i]->tt->gemm_aux_size(w[i]->cols)) <= c->xaux_row) {
+            aux_fn = w[i]->tt->gemm_aux;
+            for (int b = 0; b < B; b++) aux_fn(w[i]->cols, xq + (size_t)b * xstride, c->xaux + (size_t)b * aux_row);
+        }
     mm_batch b;
     b.n = nw;
     for (int i = 0; i < nw; i++) {
         const bool own = aux_fn && w[i]->tt->gemm_aux == aux_fn;
         b.t[i] = (mm_task){w[i], ord, w[i]->cols % 16 == 0 && w[i]->rows % 4 == 0, xq, xstride, B, y[i], ys[i],
-                           NULL, NULL, mm_shares(c, i, w[i]), own ? c->xaux : NULL, own ? as : 0};
+                           NULL, NULL, mm_shares(c, i, w[i]), own ? c->xaux : NULL, own ? aux_row : 0};
     }
     em_pool_run(c->pool, mm_batch_worker, &b);
 }

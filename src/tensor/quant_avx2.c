@@ -168,21 +168,25 @@ EM_AVX2 void em_from_f32_q8_1_avx2(const float *src, void *dst, int64_t n) {
 
 /* ------------------------------------------------------------- float dots */
 
-/* GCC's _mm512_reduce_add_ps over the 16 lanes (lo = 0..7, hi = 8..15). */
-static inline EM_AVX2 float reduce16(__m256 lo, __m256 hi) {
-    const __m256 t3 = _mm256_add_ps(hi, lo);
+/* GCC's _mm512_reduce_add_ps over the 16 lanes (lo = 0..7, hi = 8..15):
+ * t3 = hi + lo, then reduce16_t3. */
+static inline EM_AVX2 float reduce16_t3(__m256 t3) {
     const __m128 t6 = _mm_add_ps(_mm256_extractf128_ps(t3, 1), _mm256_castps256_ps128(t3));
     const __m128 t8 = _mm_add_ps(t6, _mm_shuffle_ps(t6, t6, _MM_SHUFFLE(1, 0, 3, 2)));
     return _mm_cvtss_f32(t8) + _mm_cvtss_f32(_mm_shuffle_ps(t8, t8, 1));
 }
+static inline EM_AVX2 float reduce16(__m256 lo, __m256 hi) { return reduce16_t3(_mm256_add_ps(hi, lo)); }
 
 /* 4 accumulators of 16 lanes: accumulator r is (c[2r], c[2r+1]); folded
- * 0+2, 1+3, then 0+1, then reduce16 (GGML_F32x16_REDUCE). */
-static inline EM_AVX2 float fold4x16(const __m256 c[8]) {
+ * 0+2, 1+3, then 0+1, then reduce16 (GGML_F32x16_REDUCE). fold4x16_t3 stops
+ * after reduce16's first step (hi + lo), for callers that finish several
+ * reductions side by side. */
+static inline EM_AVX2 __m256 fold4x16_t3(const __m256 c[8]) {
     const __m256 lo = _mm256_add_ps(_mm256_add_ps(c[0], c[4]), _mm256_add_ps(c[2], c[6]));
     const __m256 hi = _mm256_add_ps(_mm256_add_ps(c[1], c[5]), _mm256_add_ps(c[3], c[7]));
-    return reduce16(lo, hi);
+    return _mm256_add_ps(hi, lo);
 }
+static inline EM_AVX2 float fold4x16(const __m256 c[8]) { return reduce16_t3(fold4x16_t3(c)); }
 
 EM_AVX2 void em_dot_f32_avx2(int64_t n, float *s, const void *w, const void *x) {
     const float *a = w, *b = x;
@@ -229,7 +233,7 @@ EM_AVX2 void em_dot4_f16_avx2(int64_t n, float *s, const void *w, const void *co
     float af[MAXN];
     for (int64_t i = 0; i < n; i += 8)
         _mm256_storeu_ps(af + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i))));
-    __m256 t3[4]; /* reduce16's first step (hi + lo) of fold4x16's halves, per row */
+    __m256 t3[4]; /* fold4x16_t3 per row; reduce16_t3 of the four below, side by side */
     _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
         const em_f16 *b = x[j];
         __m256 c[8];
@@ -238,9 +242,7 @@ EM_AVX2 void em_dot4_f16_avx2(int64_t n, float *s, const void *w, const void *co
             _Pragma("GCC unroll 8") for (int k = 0; k < 8; k++)
                 c[k] = _mm256_fmadd_ps(_mm256_loadu_ps(af + i + 8 * k),
                                        _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i + 8 * k))), c[k]);
-        const __m256 lo = _mm256_add_ps(_mm256_add_ps(c[0], c[4]), _mm256_add_ps(c[2], c[6]));
-        const __m256 hi = _mm256_add_ps(_mm256_add_ps(c[1], c[5]), _mm256_add_ps(c[3], c[7]));
-        t3[j] = _mm256_add_ps(hi, lo);
+        t3[j] = fold4x16_t3(c);
     }
     /* reduce16 per row: t6 = high 128 + low 128, t8 = t6 + t6[2,3,0,1],
      * result t8[0] + t8[1]. Rows 0,1 and 2,3 share a register per step. */

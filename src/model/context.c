@@ -41,7 +41,13 @@ em_ctx *em_ctx_new(const em_model *m, const em_ctx_params *pp, em_err *err) {
     size_t xqw = maxc > ffw ? maxc : ffw;
     if (K * E > xqw) xqw = K * E;
     c->xq = malloc(B * xqw * 4 + 64);
-    c->xaux_row = xqw / 4 + 32; /* Q4_0's: 8 bytes per 32 columns */
+    /* the largest gemm aux any weight type asks for, at the widest input */
+    c->xaux_row = 32;
+    for (uint32_t t = 0; t < EM_TYPE_COUNT; t++) {
+        const em_type_traits *tt = em_type_traits_get(t);
+        if (tt && tt->gemm_aux_size && tt->gemm_aux_size((int64_t)xqw) > c->xaux_row)
+            c->xaux_row = tt->gemm_aux_size((int64_t)xqw);
+    }
     c->xaux = aligned_alloc(32, (B * c->xaux_row + 31) / 32 * 32);
     c->zeros = calloc(B * K, 1);
     c->mm_share = aligned_alloc(64, (size_t)EM_MM_BATCH * (size_t)c->p.n_threads * sizeof(em_mm_share));

@@ -103,7 +103,6 @@ static enum MHD_Result queue(em_server *s, struct MHD_Connection *c, int status,
     return em_queue_response(s, c, status, r, false);
 }
 
-
 static enum MHD_Result respond_text(em_server *s, struct MHD_Connection *c, int status, const char *type,
                                     const char *text, size_t len, bool copy) {
     struct MHD_Response *r =

@@ -111,18 +111,19 @@ enum MHD_Result em_handle_metrics(em_server *s, struct MHD_Connection *c) {
               (unsigned long long)st.finished_other);
     em_sec_counts sc;
     em_sec_counts_get(s, &sc);
-    static const char *const auth_reason[] = {NULL, "missing", "invalid", "revoked", "expired", "error"};
+    static const char *const auth_reason[sizeof sc.auth / sizeof *sc.auth] = {NULL, "missing", "invalid", "revoked",
+                                                                              "expired", "error"};
     head(&b, "ember_auth_failures_total", "counter", "Requests refused by API-key authentication, by reason.");
-    for (int i = 1; i < 6; i++)
+    for (size_t i = 1; i < sizeof sc.auth / sizeof *sc.auth; i++)
         mb_printf(&b, "ember_auth_failures_total{reason=\"%s\"} %llu\n", auth_reason[i], (unsigned long long)sc.auth[i]);
     head(&b, "ember_rate_limited_total", "counter", "Requests refused by a per-key rate limit, by limit.");
-    for (int i = 1; i < 5; i++)
+    for (size_t i = 1; i < sizeof sc.rate_limited / sizeof *sc.rate_limited; i++)
         mb_printf(&b, "ember_rate_limited_total{limit=\"%s\"} %llu\n", em_rl_status_name((em_rl_status)i),
                   (unsigned long long)sc.rate_limited[i]);
     head(&b, "ember_guard_decisions_total", "counter",
          "Requests the prompt-injection guard acted on (the strongest decision per request), by source and action.");
-    for (int src = 0; src < 2; src++)
-        for (int a = 1; a < 4; a++)
+    for (size_t src = 0; src < sizeof sc.guard / sizeof *sc.guard; src++)
+        for (size_t a = 1; a < sizeof *sc.guard / sizeof **sc.guard; a++)
             mb_printf(&b, "ember_guard_decisions_total{source=\"%s\",action=\"%s\"} %llu\n", em_inj_source_name((em_inj_source)src),
                       em_guard_action_name((em_guard_action)a), (unsigned long long)sc.guard[src][a]);
     head(&b, "ember_redactions_total", "counter", "PII and secrets replaced by the redactor, by part.");

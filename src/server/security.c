@@ -147,7 +147,6 @@ struct em_sec_req {
 
 static __thread em_sec_req *cur;
 
-
 /* ------------------------------------------------------------ helpers -- */
 
 static char *own(em_sec_req *q, char *p) {
